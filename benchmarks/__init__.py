@@ -1,0 +1,1 @@
+"""Speed benchmarks and quality evaluations (``make bench``, ``make eval``)."""

@@ -1,0 +1,206 @@
+"""``make eval``: SciFact and PubMedQA through ``python -m rag eval``, with the offline models.
+
+Runs, each as a user would run it (a ``python -m rag eval`` subprocess, offline models)::
+
+    SciFact (test qrels)  product with the default encoder (bf16 where the CPU has it)
+                          + plain txtai BM25 / dense / hybrid    -> eval-scifact.json
+    SciFact (test qrels)  product with PUBMED_RAG_ENCODER_PRECISION=fp32
+                          (no baselines: they do not change)      -> eval-scifact-fp32.json
+    PubMedQA (PQA-L test, 500 questions), retrieval over all 1000 abstracts and with the gold
+                          abstract given                          -> eval-pubmedqa.json
+
+and writes ``eval-latest.md``, the summary the README links. ``--limit N`` answers only the
+first N PubMedQA questions, for development: its files are named ``*-limitN`` and its summary
+``eval-dev.md``, so a development run never replaces the official figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def log(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[eval {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_eval(args: list[str], out: Path, **env: str) -> dict[str, Any]:
+    """``python -m rag eval ARGS --out OUT`` offline; the JSON it wrote."""
+    environment = {**os.environ, "PUBMED_RAG_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **env}
+    environment.setdefault("TOKENIZERS_PARALLELISM", "false")
+    command = [sys.executable, "-m", "rag", "eval", *args, "--out", str(out)]
+    log(" ".join(f"{k}={v}" for k, v in env.items()) + " " + " ".join(command[1:]))
+    began = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"`{' '.join(command[1:])}` failed with exit code {done.returncode}")
+    log(f"done in {time.perf_counter() - began:.0f} s -> {out}")
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    result.setdefault("config", {})["wall_s"] = round(time.perf_counter() - began, 1)
+    return result
+
+
+def _f(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"
+
+
+def scifact_table(fast: dict[str, Any], fp32: dict[str, Any]) -> list[str]:
+    """Product (fast and fp32 encoder) beside the plain txtai baselines."""
+    precision = (fast["config"]["product"].get("encoder") or {}).get("precision", "?")
+    rows = [
+        ("**product** (hybrid, passages, collapse; encoder " + precision + ")", fast["product"]),
+        ("product, encoder fp32 (`PUBMED_RAG_ENCODER_PRECISION=fp32`)", fp32["product"]),
+        *((f"plain {name}", scores) for name, scores in fast["baselines"].items()),
+    ]
+    lines = [
+        "| SciFact test (" + f"{fast['config']['queries']} queries, "
+        f"{fast['config']['documents']:,} abstracts) | " + " | ".join(METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    lines += [f"| {label} | " + " | ".join(_f(s[m]) for m in METRICS) + " |" for label, s in rows]
+    delta = fast["product"]["ndcg@10"] - fp32["product"]["ndcg@10"]
+    lines += [
+        "",
+        f"nDCG@10 of the {precision} encoder minus fp32: **{delta:+.4f}** (the goal: within "
+        "±0.005). Baselines index whole documents with txtai's defaults and the same embedder "
+        "(fp32).",
+    ]
+    return lines
+
+
+def pubmedqa_table(result: dict[str, Any]) -> list[str]:
+    """Accuracy beside the majority baseline, retrieval and citation figures, both settings."""
+    config = result["config"]
+    lines = [
+        f"| PubMedQA PQA-L test ({config['answered_questions']} of {config['test_questions']} "
+        f"questions; generator {config['generator']}) | retrieval over 1000 abstracts | gold "
+        "abstract given |",
+        "|---|---|---|",
+    ]
+    retrieval, gold = result["retrieval"], result["gold"]
+    for label, key, fmt in (
+        ("accuracy (yes/no/maybe)", "accuracy", _pct),
+        ("majority-class baseline", "majority_baseline", _pct),
+        ("accuracy of the answers not abstained", "accuracy_answered", _pct),
+        ("answers whose citations are all valid", "citations_all_valid", _pct),
+        ("answers citing the source abstract", "cites_source", _pct),
+        ("abstention rate", "abstention_rate", _pct),
+        ("answers without a readable label", "unparsed_rate", _pct),
+        ("median time to first token (ms)", "first_token_ms_median", _f),
+        ("median tokens/s", "tokens_per_s_median", _f),
+    ):
+        lines.append(f"| {label} | {fmt(retrieval.get(key))} | {fmt(gold.get(key))} |")
+    recall = retrieval.get("source_recall") or {}
+    lines.append(
+        "| source abstract retrieved (recall@1 / @5 / @10) | "
+        + " / ".join(_pct(recall.get(k)) for k in ("@1", "@5", "@10"))
+        + " | – |"
+    )
+    lines += ["", f"Label rule: {config['label_rule']}."]
+    return lines
+
+
+def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[str]) -> str:
+    """The markdown summary of one ``make eval`` run."""
+    machine = next(iter(results.values()))["machine"]
+    lines = [
+        f"# Evaluation ({machine['measured_at'][:10]}"
+        + (f", development run: {limit} PubMedQA answers" if limit else "")
+        + ")",
+        "",
+        f"Offline models (MiniLM-L6 embedder, SmolLM2-135M generator) on {machine['cpu']}, "
+        f"{machine['cores']} cores. Produced by `make eval` (`benchmarks/evaluate.py`).",
+        "",
+    ]
+    if "scifact" in results:
+        lines += [*scifact_table(results["scifact"], results["scifact-fp32"]), ""]
+    if "pubmedqa" in results:
+        lines += [*pubmedqa_table(results["pubmedqa"]), ""]
+    lines += ["Full figures (same folder): " + ", ".join(f"`{name}`" for name in files) + ".", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluations and write the JSON files and the summary."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.evaluate", description=__doc__)
+    parser.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--limit", type=int, help="Answer only the first N PubMedQA questions (development)."
+    )
+    parser.add_argument("--only", choices=("scifact", "pubmedqa"), help="Run one benchmark.")
+    parser.add_argument(
+        "--summarize",
+        action="store_true",
+        help="Run nothing: rewrite eval-latest.md from the official JSON files in --out-dir.",
+    )
+    args = parser.parse_args(argv)
+    shared: Path = args.shared_data.resolve()
+    out_dir: Path = args.out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = f"-limit{args.limit}" if args.limit else ""
+    results: dict[str, dict[str, Any]] = {}
+    if args.summarize:
+        for name in ("scifact", "scifact-fp32", "pubmedqa"):
+            path = out_dir / f"eval-{name}.json"
+            if path.exists():
+                results[name] = json.loads(path.read_text(encoding="utf-8"))
+        if not results:
+            raise SystemExit(f"no eval-*.json in {out_dir}: run `make eval`")
+        if "scifact" in results and "scifact-fp32" not in results:
+            raise SystemExit("eval-scifact-fp32.json is missing: run `make eval`")
+        text = summary(results, None, [f"eval-{name}.json" for name in results])
+        (out_dir / "eval-latest.md").write_text(text, encoding="utf-8")
+        log(f"wrote {out_dir / 'eval-latest.md'}")
+        return 0
+    if args.only in (None, "scifact"):
+        scifact = shared / "scifact"
+        collection = ["--corpus", str(scifact / "corpus.jsonl"), "--queries",
+                      str(scifact / "queries.jsonl"), "--qrels", str(scifact / "qrels-test.tsv")]  # fmt: skip
+        results["scifact"] = run_eval(
+            ["beir", *collection],
+            out_dir / "eval-scifact.json",
+            PUBMED_RAG_ENCODER_PRECISION="auto",
+        )
+        results["scifact-fp32"] = run_eval(
+            ["beir", *collection, "--no-baselines"],
+            out_dir / "eval-scifact-fp32.json",
+            PUBMED_RAG_ENCODER_PRECISION="fp32",
+        )
+    if args.only in (None, "pubmedqa"):
+        limit = ["--limit", str(args.limit)] if args.limit else []
+        results["pubmedqa"] = run_eval(
+            ["pubmedqa", "--data", str(shared / "pubmedqa"), *limit],
+            out_dir / f"eval-pubmedqa{suffix}.json",
+        )
+    files = {
+        "scifact": "eval-scifact.json",
+        "scifact-fp32": "eval-scifact-fp32.json",
+        "pubmedqa": f"eval-pubmedqa{suffix}.json",
+    }
+    text = summary(results, args.limit, [files[name] for name in results])
+    md = out_dir / ("eval-dev.md" if args.limit or args.only else "eval-latest.md")
+    md.write_text(text, encoding="utf-8")
+    log(f"wrote {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Hybrid search latency on the PostgreSQL + pgvector backend, beside the embedded one.
+
+Builds the same synthetic indexes as the ``search`` section of :mod:`benchmarks.bench` (same
+articles, same 0-layer-BERT vectors, same queries and filter) with the product's writer into a
+local PostgreSQL 16 + pgvector server (PyPI ``pgserver``, started in the work folder), then
+times :func:`rag.search.search` through :class:`indexing.index.IndexReader` — what the app
+does with ``PUBMED_RAG_DATABASE_URL`` set. Reports p50/p95 per scale, the build time, and the
+server's version; a scale whose build is estimated (from the previous one) to exceed
+``max_build_s`` is skipped and says so.
+
+Hook for ``benchmarks/bench.py`` (next to its ``search`` section)::
+
+    from benchmarks.pg_search import bench_pg_search
+    run_section(sections, "search_postgres",
+                lambda: bench_pg_search(scales, args.max_scale, args.max_build_s, queries, work))
+
+Standalone: ``python -m benchmarks.pg_search --scales 100000 1000000 --out result.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K = 10
+# HNSW builds in memory when the graph fits in maintenance_work_mem; pgserver's default (64 MB)
+# would make the 1M-passage build spill. A server for this workload should have at least this.
+MAINTENANCE_WORK_MEM = "2GB"
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "p50_ms": round(float(np.percentile(array, 50)), 2),
+        "p95_ms": round(float(np.percentile(array, 95)), 2),
+    }
+
+
+def _log(message: str) -> None:
+    print(f"[pg-bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def start_server(folder: Path) -> tuple[Any, str]:
+    """A local PostgreSQL + pgvector server and its URL."""
+    import pgserver
+
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}';")
+    server.psql("SELECT pg_reload_conf();")
+    return server, str(server.get_uri())
+
+
+def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> float:
+    """Publish ``count`` synthetic articles with the product's writer; the build seconds."""
+    from tqdm import tqdm
+
+    from benchmarks.bench import synthetic_articles
+    from indexing.index import open_store
+    from indexing.ingest import UPSERT_BATCH
+    from indexing.models import ModelChoice
+
+    store = open_store(settings)
+    store.destroy()
+    began = time.perf_counter()
+    choice = ModelChoice(str(model_dir), str(model_dir))
+    with store.lock(purpose="bench"), store.open_writer(choice) as writer:
+        batch: list[Any] = []
+        with tqdm(total=count, unit="doc", desc=f"postgres {count:,}", leave=False) as bar:
+            for article, _year in synthetic_articles(count, vocabulary):
+                batch.append(article)
+                if len(batch) == UPSERT_BATCH:
+                    writer.upsert_articles(batch, source="bench")
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                writer.upsert_articles(batch, source="bench")
+                bar.update(len(batch))
+        writer.publish("bench")
+    store.close()
+    return time.perf_counter() - began
+
+
+def measure(settings: Any, queries: list[str]) -> dict[str, Any]:
+    """p50/p95 of the product's hybrid search (with the year filter) on the published index."""
+    from benchmarks.bench import YEAR_FROM
+    from indexing.index import IndexReader
+    from rag.search import Filters, search
+    from rag.settings import RagSettings
+
+    rag = RagSettings()
+    filters = Filters(year_from=YEAR_FROM)
+    started = time.perf_counter()
+    reader = IndexReader(settings)
+    index = reader.get()
+    load_s = time.perf_counter() - started
+
+    def run(query: str) -> None:
+        search(reader, query, filters, K, rag.hybrid_weight, candidates=rag.candidates)
+
+    for query in queries[:3]:  # warm the model and the server's caches
+        run(query)
+    latencies = []
+    for query in queries:
+        began = time.perf_counter()
+        run(query)
+        latencies.append((time.perf_counter() - began) * 1000)
+    result = {"passages": int(index.manifest.passages), "load_s": round(load_s, 2)}
+    result.update(queries=len(queries), **_percentiles(latencies))
+    index.close()
+    reader.store.close()
+    return result
+
+
+def bench_pg_search(
+    scales: Sequence[int],
+    max_scale: int,
+    max_build_s: float,
+    queries: int,
+    work: Path,
+    *,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Build and measure each scale on PostgreSQL; skip what the caps rule out, saying why."""
+    from benchmarks.bench import build_bag_of_words, synthetic_queries, synthetic_vocabulary
+    from indexing.models import resolve_embeddings
+    from indexing.settings import Settings, get_settings
+
+    tokenizer_path = resolve_embeddings(get_settings()).path
+    model_dir = build_bag_of_words(work / "bag-of-words-pg", tokenizer_path)
+    vocabulary = synthetic_vocabulary(tokenizer_path)
+    texts = synthetic_queries(queries, vocabulary)
+    server, url = start_server(work / "postgres")
+    report: dict[str, Any] = {
+        "server": server.psql("SELECT version();").splitlines()[2].strip(),
+        "pgvector": server.psql(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector';"
+        )
+        .splitlines()[2]
+        .strip(),
+        "maintenance_work_mem": MAINTENANCE_WORK_MEM,
+        "keyword_scoring": "txtai pgtext (ts_rank over the whole table, no GIN pre-filter)",
+        "scales": {},
+    }
+    rate: float | None = None
+    try:
+        for scale in sorted(scales):
+            if scale > max_scale:
+                report["scales"][str(scale)] = {"skipped": f"above --max-scale {max_scale}"}
+                continue
+            if rate and scale / rate > max_build_s:
+                report["scales"][str(scale)] = {
+                    "skipped": f"estimated build {scale / rate:.0f} s > --max-build-s {max_build_s:.0f}"
+                }
+                continue
+            settings = Settings(
+                data_dir=work / f"pg-{scale}",
+                offline=True,
+                database_url=url,
+                database_schema=f"bench_{scale}",
+            )
+            _log(f"building {scale:,} passages in PostgreSQL")
+            built = build(settings, scale, model_dir, vocabulary)
+            rate = scale / built
+            _log(f"built in {built:.0f} s; measuring")
+            entry: dict[str, Any] = {
+                "build_s": round(built, 1),
+                "build_passages_per_s": round(rate, 1),
+            }
+            entry.update(measure(settings, texts))
+            report["scales"][str(scale)] = entry
+            if not keep:
+                from indexing.index import open_store
+
+                store = open_store(settings)
+                store.destroy()
+                store.close()
+    finally:
+        server.cleanup()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the PostgreSQL search benchmark alone; print (or write) its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--max-scale", type=int, default=1_000_000)
+    parser.add_argument("--max-build-s", type=float, default=3600.0)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pubmed-rag-pgbench-") as tmp:
+        result = bench_pg_search(
+            args.scales, args.max_scale, args.max_build_s, args.queries, Path(tmp)
+        )
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""One process serving search over a published index: latency, peak RSS, recall against exact.
+
+Run by :mod:`benchmarks.bench` as a subprocess, so that its peak RSS (``getrusage``) is the
+memory of serving that index and nothing else::
+
+    python -m benchmarks.search_probe --data-dir DIR --queries queries.json
+
+``queries.json`` holds ``{"queries": [...], "year_from": 2010}``; ``DIR/years.npy`` holds the
+publication year of each passage in insertion order (the faiss ids). Prints one JSON object.
+
+Peak RSS is read right after the timed searches, before the exact-search check, which has to
+copy every vector out of faiss and would otherwise inflate it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K = 10
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` percentile (0-100) of ``values``, linear interpolation."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def dense_matrix(backend: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, vectors)`` stored in a txtai faiss backend (``IDMap,Flat`` or ``IVF…``)."""
+    import faiss
+
+    if isinstance(backend, faiss.IndexIDMap):
+        inner = faiss.downcast_index(backend.index)
+        return faiss.vector_to_array(backend.id_map), inner.reconstruct_n(0, inner.ntotal)
+    ivf = faiss.extract_index_ivf(backend)
+    ivf.make_direct_map()
+    return np.arange(backend.ntotal, dtype=np.int64), backend.reconstruct_n(0, backend.ntotal)
+
+
+def exact_top(
+    vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, mask: np.ndarray | None
+) -> list[set[int]]:
+    """Brute-force inner-product top-``K`` ids per query (optionally among ``mask`` only)."""
+    scores = queries @ vectors.T
+    if mask is not None:
+        scores[:, ~mask] = -np.inf
+    top = np.argpartition(-scores, K, axis=1)[:, :K]
+    return [{int(ids[i]) for i in row} for row in top]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load, search, measure; print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from indexing.index import IndexReader
+    from indexing.settings import Settings
+    from rag.search import Filters, search
+    from rag.settings import RagSettings
+
+    spec = json.loads(args.queries.read_text(encoding="utf-8"))
+    queries: list[str] = spec["queries"]
+    filters = Filters(year_from=int(spec["year_from"]))
+    rag = RagSettings()
+    started = time.perf_counter()
+    index = IndexReader(Settings(data_dir=args.data_dir, offline=True)).get()
+    load_s = time.perf_counter() - started
+    rss_loaded = peak_rss_mib()
+
+    def run(query: str, weight: float) -> list[str]:
+        result = search(
+            index, query, filters, K, weight, candidates=rag.candidates, max_query_chars=1000
+        )
+        return [hit.pmid for hit in result.hits]
+
+    for query in queries[:3]:  # warm caches and lazy model parts
+        run(query, rag.hybrid_weight)
+    latencies = []
+    for query in queries:
+        began = time.perf_counter()
+        run(query, rag.hybrid_weight)
+        latencies.append((time.perf_counter() - began) * 1000)
+    rss_serving = peak_rss_mib()
+
+    # Exact search over the very vectors faiss holds; faiss id = insertion order = pmid - 1.
+    embeddings = index.embeddings
+    assert embeddings is not None
+    ids, vectors = dense_matrix(embeddings.ann.backend)
+    query_vectors = np.asarray(embeddings.batchtransform(queries), dtype=np.float32)
+    years = np.load(args.data_dir / "years.npy")[ids]
+    ann = embeddings.ann.search(query_vectors, K)
+    exact = exact_top(vectors, ids, query_vectors, None)
+    exact_filtered = exact_top(vectors, ids, query_vectors, years >= filters.year_from)
+    ann_recall = [
+        len({int(i) for i, _ in row} & truth) / K for row, truth in zip(ann, exact, strict=True)
+    ]
+    filtered_recall = [
+        len({int(pmid) - 1 for pmid in run(query, 1.0)} & truth) / K
+        for query, truth in zip(queries, exact_filtered, strict=True)
+    ]
+    print(
+        json.dumps(
+            {
+                "passages": int(index.manifest.passages),
+                "faiss": (embeddings.config.get("build") or {})
+                .get("settings", {})
+                .get("components"),
+                "load_s": round(load_s, 2),
+                "queries": len(queries),
+                "p50_ms": round(percentile(latencies, 50), 2),
+                "p95_ms": round(percentile(latencies, 95), 2),
+                "ann_recall@10": round(float(np.mean(ann_recall)), 4),
+                "filtered_dense_recall@10": round(float(np.mean(filtered_recall)), 4),
+                "filter_selectivity": round(float(np.mean(years >= filters.year_from)), 3),
+                "peak_rss_loaded_mib": round(rss_loaded, 1),
+                "peak_rss_serving_mib": round(rss_serving, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

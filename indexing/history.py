@@ -1,0 +1,134 @@
+"""Run reports: what each ingest or update did, kept as one JSON line per run.
+
+The history lives beside the versions (``index/history.jsonl``) rather than inside them because
+failed runs publish nothing but must still be reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HISTORY = "history.jsonl"
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Counts and outcome of one run."""
+
+    kind: str  # "ingest-xml", "ingest-query", "update", "update-xml"
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    status: str = "running"  # "ok", "failed", "interrupted"; "died" when read back unfinished
+    added: int = 0
+    revised: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    index_version: str = ""
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+
+    def finish(self, status: str, error: str = "") -> RunReport:
+        """Stamp the outcome and duration."""
+        from indexing.index import utcnow
+
+        self.status = status
+        self.error = error
+        self.finished_at = utcnow()
+        self.duration_s = round(time.monotonic() - self._t0, 3)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without private fields)."""
+        data = asdict(self)
+        data.pop("_t0", None)
+        return data
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        text = (
+            f"{self.kind} {self.status}: {self.added} added, {self.revised} revised, "
+            f"{self.unchanged} unchanged, {self.deleted} deleted, {self.skipped} skipped, "
+            f"{self.failed} failed in {self.duration_s:.1f}s"
+        )
+        if self.index_version:
+            text += f" (index {self.index_version})"
+        if self.error:
+            text += f" — {self.error}"
+        return text
+
+
+def append_report(index_dir: Path, report: RunReport) -> None:
+    """Append a report durably (one line, fsynced)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False) + "\n"
+    with (index_dir / HISTORY).open("a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_history(index_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Runs, newest last; a torn last line (a writer killed mid-write) is ignored."""
+    path = index_dir / HISTORY
+    if not path.exists():
+        return []
+    reports = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            reports.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return merge_runs(reports, limit)
+
+
+DIED = "died"
+DIED_MESSAGE = (
+    "the process ended without finishing (killed, or the machine stopped); nothing was "
+    "published, and the next run redoes the work"
+)
+
+
+def _alive(report: dict[str, Any]) -> bool:
+    """Whether the process of a "running" report may still be running."""
+    details = report.get("details") or {}
+    pid, host = details.get("pid"), details.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # another host's process: we cannot tell, so we do not guess
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def merge_runs(reports: list[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
+    """One entry per run, in the order runs started: its last report wins.
+
+    A run reports ``running`` when it takes the writer lock and its outcome when it ends. A
+    run still ``running`` is shown as ``died`` once a later run has taken the lock (the lock
+    is exclusive, so the earlier run no longer held it) or once its process is gone.
+    """
+    runs: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        runs[str(report.get("run_id"))] = report
+    merged = list(runs.values())
+    for position, report in enumerate(merged):
+        if report.get("status") != "running":
+            continue
+        if position < len(merged) - 1 or not _alive(report):
+            merged[position] = {**report, "status": DIED, "error": DIED_MESSAGE}
+    return merged[-limit:] if limit else merged

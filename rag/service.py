@@ -1,0 +1,379 @@
+"""The answer service: question → hybrid search → budgeted prompt → streamed, checked answer.
+
+``AnswerService.ask`` is the one streaming API the app and the CLI use. It yields, in order:
+
+1. :class:`Sources` — everything retrieved and the passages chosen for the prompt;
+2. :class:`Token` — answer text as it is generated (citations already checked);
+3. :class:`Answer` — the final answer; or :class:`Failed` if the generator broke (the sources
+   of step 1 stay valid and can be shown).
+
+Search errors (empty query, no index) are raised before anything is yielded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexing.index import IndexReader
+from indexing.settings import Settings, get_settings
+from rag import prompts
+from rag.citations import CitationFilter, RepetitionGuard, uncited_sentences
+from rag.errors import GenerationError
+from rag.generation import Generator, generator_name, load_generator
+from rag.search import Filters, Hit, SearchResult, search
+from rag.settings import RagSettings, get_rag_settings
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Where the time of one answer went, in milliseconds (and tokens per second)."""
+
+    retrieval_ms: float
+    first_token_ms: float | None = None  # from the question to the first answer token
+    tokens_per_s: float | None = None  # generation speed after the first token
+    total_ms: float = 0.0
+    load_ms: float = 0.0  # loading the generator, when this answer had to
+    generated_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, rounded."""
+        return {
+            "retrieval_ms": round(self.retrieval_ms, 1),
+            "first_token_ms": None
+            if self.first_token_ms is None
+            else round(self.first_token_ms, 1),
+            "tokens_per_s": None if self.tokens_per_s is None else round(self.tokens_per_s, 2),
+            "total_ms": round(self.total_ms, 1),
+            "load_ms": round(self.load_ms, 1),
+            "generated_tokens": self.generated_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """First event: the search result and the passages the generator will see."""
+
+    result: SearchResult
+    context: tuple[Hit, ...]
+    abstaining: bool
+    notices: tuple[str, ...] = ()
+
+    @property
+    def hits(self) -> tuple[Hit, ...]:
+        """All retrieved articles, best first."""
+        return self.result.hits
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A piece of answer text, as generated."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The final, checked answer."""
+
+    question: str
+    text: str  # citations checked: only [PMID:n] of passages in the prompt remain
+    citations: tuple[str, ...]  # PMIDs cited, in order of first citation
+    cited: tuple[Hit, ...]  # the cited articles
+    sources: tuple[Hit, ...]  # every retrieved article, best first
+    context: tuple[Hit, ...]  # the articles whose passages were in the prompt
+    removed_citations: tuple[str, ...]  # cited but not in the prompt: removed from the text
+    abstained: bool
+    timings: Timings
+    model: str
+    index_version: str
+    raw_text: str = ""  # what the generator wrote, before the check
+    notices: tuple[str, ...] = ()
+    uncited: tuple[str, ...] = ()  # sentences that state something and cite no passage
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: ``answer``, ``citations``, ``sources``, ``abstained``, ``timings``…"""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": list(self.citations),
+            "removed_citations": list(self.removed_citations),
+            "uncited_sentences": list(self.uncited),
+            "abstained": self.abstained,
+            "sources": [hit.to_dict() for hit in self.sources],
+            "context_pmids": [hit.pmid for hit in self.context],
+            "timings": self.timings.to_dict(),
+            "model": self.model,
+            "index_version": self.index_version,
+            "notices": list(self.notices),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The generator failed; ``sources`` are still the valid search result."""
+
+    error: GenerationError
+    sources: tuple[Hit, ...]
+    timings: Timings
+
+    @property
+    def message(self) -> str:
+        """One line for the user."""
+        return str(self.error)
+
+
+Event = Sources | Token | Answer | Failed
+
+
+@dataclass
+class AnswerService:
+    """Holds the index reader and the (lazily loaded) generator; answers questions.
+
+    One instance serves many requests and threads: each search takes the currently
+    published index version, and generation is serialised (one llama.cpp context).
+    """
+
+    settings: Settings = field(default_factory=get_settings)
+    rag: RagSettings = field(default_factory=get_rag_settings)
+    reader: IndexReader | None = None
+    generator: Generator | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = IndexReader(self.settings)
+        self._load_lock = threading.Lock()
+        self._generate_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """Name of the generator: the loaded one, else the one that will load (offline aware)."""
+        if self.generator is not None:
+            return self.generator.name
+        return generator_name(self.rag, self.settings)
+
+    def load_generator(self) -> Generator:
+        """The generator, loaded (and downloaded) on first use.
+
+        Raises:
+            GeneratorUnavailableError: the model cannot be found, downloaded or loaded.
+        """
+        if self.generator is None:
+            with self._load_lock:
+                if self.generator is None:
+                    self.generator = load_generator(self.rag, self.settings)
+        return self.generator
+
+    def search(
+        self, query: str, filters: Filters | None = None, limit: int | None = None
+    ) -> SearchResult:
+        """Hybrid search of the published index (see :func:`rag.search.search`)."""
+        assert self.reader is not None
+        return search(
+            self.reader,
+            query,
+            filters,
+            limit or self.rag.search_limit,
+            self.rag.hybrid_weight,
+            candidates=self.rag.candidates,
+            max_query_chars=self.rag.max_query_chars,
+        )
+
+    def ask(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
+        """Answer a question from the index, streaming; see the module docstring for events.
+
+        Raises:
+            SearchError: empty question, no index, empty index (before any event).
+        """
+        started = time.perf_counter()
+        result = self.search(question, filters)
+        notices = list(result.notices)
+        threshold = self.rag.threshold_for(result.embeddings_model)
+        if not result.hits or result.best_dense < threshold:
+            yield Sources(result, (), True, tuple(notices))
+            yield self._abstain(result, started, notices)
+            return
+        load_started = time.perf_counter()
+        try:
+            generator = self.load_generator()
+            load_ms = (time.perf_counter() - load_started) * 1000
+            context = self._fit(result, generator, notices)
+        except GenerationError as exc:
+            yield Sources(result, (), False, tuple(notices))
+            yield Failed(exc, result.hits, self._timings(result, started))
+            return
+        yield Sources(result, context.hits, False, tuple(notices))
+        yield from self._generate(result, generator, context, started, load_ms, notices)
+
+    def _fit(
+        self, result: SearchResult, generator: Generator, notices: list[str]
+    ) -> prompts.Context:
+        try:
+            context = prompts.fit_context(
+                result.query,
+                result.hits[: self.rag.top_k],
+                generator.count_tokens,
+                self.rag.n_ctx,
+                self.rag.max_answer_tokens,
+                self.rag.system_prompt,
+                self.rag.answer_prompt,
+                self.rag.passage_template,
+                self.rag.example_turn,
+            )
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from exc
+        if context.dropped:
+            notices.append(
+                f"{len(context.dropped)} weaker passage(s) left out to fit the "
+                f"{self.rag.n_ctx}-token window"
+            )
+        if context.truncated:
+            notices.append("the best passage was shortened to fit the window")
+        return context
+
+    def _generate(
+        self,
+        result: SearchResult,
+        generator: Generator,
+        context: prompts.Context,
+        started: float,
+        load_ms: float,
+        notices: list[str],
+    ) -> Iterator[Event]:
+        messages = prompts.build_messages(
+            result.query,
+            context,
+            self.rag.system_prompt,
+            self.rag.answer_prompt,
+            self.rag.example_turn,
+        )
+        checker = CitationFilter([hit.pmid for hit in context.hits])
+        guard = RepetitionGuard()
+        raw: list[str] = []
+        shown: list[str] = []
+        first_token: float | None = None
+        try:
+            with self._generate_lock:
+                for piece in generator.stream(messages, self.rag.max_answer_tokens):
+                    if first_token is None:
+                        first_token = time.perf_counter()
+                    raw.append(piece)
+                    visible = checker.feed(guard.feed(piece))
+                    if visible:
+                        shown.append(visible)
+                        yield Token(visible)
+                    if guard.stopped:
+                        break  # closing the stream stops the generator
+        except Exception as exc:  # a generator bug must not lose the sources either
+            error = (
+                exc
+                if isinstance(exc, GenerationError)
+                else GenerationError(f"the generator {generator.name} failed: {exc}")
+            )
+            yield Failed(error, result.hits, self._timings(result, started, load_ms=load_ms))
+            return
+        tail = checker.feed(guard.finish()) + checker.finish()
+        if tail.strip():
+            yield Token(tail)
+        shown.append(tail)
+        raw_text = "".join(raw)
+        text = "".join(shown).strip()
+        if guard.stopped:
+            notices.append("the model began to repeat itself; the answer was cut there")
+        if checker.removed:
+            notices.append(
+                "removed citations of articles that were not given to the model: "
+                + ", ".join(checker.removed)
+            )
+        uncited = tuple(uncited_sentences(text))
+        if uncited and not checker.cited:
+            notices.append("the answer cites none of the sources: do not rely on it")
+        elif uncited:
+            notices.append(
+                f"{len(uncited)} sentence(s) of the answer cite no source: read them as the "
+                "model's words, not the literature's"
+            )
+        by_pmid = {hit.pmid: hit for hit in result.hits}
+        yield Answer(
+            question=result.query,
+            text=text,
+            citations=tuple(checker.cited),
+            cited=tuple(by_pmid[pmid] for pmid in checker.cited),
+            sources=result.hits,
+            context=context.hits,
+            removed_citations=tuple(checker.removed),
+            abstained=False,
+            timings=self._generation_timings(
+                result, generator, raw_text, started, first_token, load_ms
+            ),
+            model=generator.name,
+            index_version=result.index_version,
+            raw_text=raw_text,
+            notices=tuple(notices),
+            uncited=uncited,
+        )
+
+    @staticmethod
+    def _generation_timings(
+        result: SearchResult,
+        generator: Generator,
+        raw_text: str,
+        started: float,
+        first_token: float | None,
+        load_ms: float,
+    ) -> Timings:
+        ended = time.perf_counter()
+        tokens = generator.count_tokens(raw_text) if raw_text else 0
+        speed = None
+        if first_token is not None and tokens > 1 and ended > first_token:
+            speed = (tokens - 1) / (ended - first_token)
+        return Timings(
+            retrieval_ms=result.elapsed_ms,
+            first_token_ms=None if first_token is None else (first_token - started) * 1000,
+            tokens_per_s=speed,
+            total_ms=(ended - started) * 1000,
+            load_ms=load_ms,
+            generated_tokens=tokens,
+        )
+
+    def answer(self, question: str, filters: Filters | None = None) -> Answer:
+        """Run :meth:`ask` to the end and return the final answer.
+
+        Raises:
+            SearchError: empty question, no index, empty index.
+            GenerationError: the generator failed.
+        """
+        for event in self.ask(question, filters):
+            if isinstance(event, Answer):
+                return event
+            if isinstance(event, Failed):
+                raise event.error
+        raise GenerationError("the answer stream ended without an answer")  # pragma: no cover
+
+    def _abstain(self, result: SearchResult, started: float, notices: list[str]) -> Answer:
+        text = prompts.ABSTAIN_TEXT if result.hits else prompts.NO_HITS_TEXT
+        return Answer(
+            question=result.query,
+            text=text,
+            citations=(),
+            cited=(),
+            sources=result.hits,
+            context=(),
+            removed_citations=(),
+            abstained=True,
+            timings=self._timings(result, started),
+            model=self.model_name,
+            index_version=result.index_version,
+            notices=tuple(notices),
+        )
+
+    @staticmethod
+    def _timings(result: SearchResult, started: float, load_ms: float = 0.0) -> Timings:
+        return Timings(
+            retrieval_ms=result.elapsed_ms,
+            total_ms=(time.perf_counter() - started) * 1000,
+            load_ms=load_ms,
+        )

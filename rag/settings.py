@@ -1,0 +1,149 @@
+"""Typed settings for the read side (retrieval and generation), from ``PUBMED_RAG_*``.
+
+Shared settings (``data_dir``, ``offline``) live in :mod:`indexing.settings`; every field here
+must also be listed in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag import prompts
+
+# Qwen2.5-1.5B-Instruct, 4-bit K-quant (986 MB): the smallest instruct model we tried that
+# follows "cite [PMID:n]" instructions reliably; ~10 tokens/s on 2 CPU cores; Apache-2.0.
+DEFAULT_LLM = "bartowski/Qwen2.5-1.5B-Instruct-GGUF/Qwen2.5-1.5B-Instruct-Q4_K_M.gguf"
+
+# Best dense cosine (of any retrieved passage) below which we abstain, per embedder that
+# built the index: cosines are not comparable across models. MiniLM, measured over 500
+# PubMedQA abstracts + the 163 metapub records: PubMedQA questions whose abstract is indexed
+# score p5 0.56 / median 0.73 (99.2% >= 0.40); the other 500 PubMedQA questions (abstract
+# held out) median 0.48 (17% < 0.40); 40 off-topic questions max 0.33, median 0.18 (all
+# < 0.40). 0.40 keeps a margin below answerable questions, which users phrase less like the
+# abstract than PubMedQA does. PubMedBERT is not calibrated yet: it falls back to 0.40.
+CALIBRATED_THRESHOLDS: dict[str, float] = {
+    "offline:sentence-transformers/all-MiniLM-L6-v2": 0.40,
+}
+FALLBACK_THRESHOLD = 0.40
+
+
+class RagSettings(BaseSettings):
+    """Settings of search and answer generation."""
+
+    model_config = SettingsConfigDict(env_prefix="PUBMED_RAG_", extra="ignore")
+
+    llm: str = Field(
+        DEFAULT_LLM,
+        description=(
+            "Generator GGUF: a hub file as 'org/repo/file.gguf' (downloaded once into "
+            "<data_dir>/models/) or a local .gguf path. Ignored in offline mode, which uses "
+            "the bundled SmolLM2-135M-Instruct."
+        ),
+    )
+    n_ctx: int = Field(
+        4096,
+        ge=1024,
+        le=131072,
+        description="Generator context window in tokens (prompt + passages + answer).",
+    )
+    max_answer_tokens: int = Field(
+        384, ge=16, le=4096, description="Most tokens the generator may write per answer."
+    )
+    temperature: float = Field(
+        0.1, ge=0, le=2, description="Sampling temperature; low keeps answers close to sources."
+    )
+    top_k: int = Field(
+        5, ge=1, le=50, description="Passages (best first) given to the generator, budget allowing."
+    )
+    search_limit: int = Field(
+        10, ge=1, le=200, description="Articles a search returns (and an answer lists as sources)."
+    )
+    hybrid_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of the dense score in hybrid ranking: 0 = BM25 only, 1 = dense only.",
+    )
+    candidates: int = Field(
+        100,
+        ge=10,
+        le=100000,
+        description="Passages pulled per retriever before filters and collapsing; grown automatically when filters leave too few.",
+    )
+    abstain_threshold: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Best dense cosine below which `ask` abstains; unset = the value calibrated for the index's embedder.",
+    )
+    max_query_chars: int = Field(
+        1000, ge=50, le=20000, description="Longer queries are trimmed (on a word) to this length."
+    )
+    gpu_layers: int = Field(
+        -1,
+        ge=-1,
+        description="Generator layers offloaded to a GPU (-1 = all); a CPU-only llama.cpp ignores it.",
+    )
+    llm_threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads for generation; unset = all CPU cores."
+    )
+    example_turn: bool = Field(
+        True,
+        description="Show the generator a worked example (question, passage, cited answer) before the real question; small models cite only when shown how.",
+    )
+    system_prompt: str = Field(
+        prompts.SYSTEM_PROMPT, description="System message given to the generator."
+    )
+    answer_prompt: str = Field(
+        prompts.ANSWER_PROMPT,
+        description="User message template; needs {passages} and {question}, may use {example_pmid}.",
+    )
+    passage_template: str = Field(
+        prompts.PASSAGE_TEMPLATE,
+        description="How each passage is shown to the generator; needs {pmid} and {passage}, may use {title}, {year}, {journal}.",
+    )
+
+    @field_validator("llm")
+    @classmethod
+    def _gguf_or_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if not value.lower().endswith(".gguf") and ":" not in value.split("/")[0]:
+            raise ValueError(
+                f"PUBMED_RAG_LLM={value!r} is not a .gguf file: give 'org/repo/file.gguf' or a "
+                "local path ending in .gguf"
+            )
+        return value
+
+    @field_validator("answer_prompt")
+    @classmethod
+    def _answer_placeholders(cls, value: str) -> str:
+        return prompts.check_template("answer_prompt", value)
+
+    @field_validator("passage_template")
+    @classmethod
+    def _passage_placeholders(cls, value: str) -> str:
+        return prompts.check_template("passage_template", value)
+
+    @model_validator(mode="after")
+    def _answer_fits(self) -> RagSettings:
+        if self.max_answer_tokens > self.n_ctx // 2:
+            raise ValueError(
+                f"max_answer_tokens={self.max_answer_tokens} leaves too little of "
+                f"n_ctx={self.n_ctx} for the passages; keep it at most half of n_ctx"
+            )
+        return self
+
+    def threshold_for(self, embeddings_model: str) -> float:
+        """The abstention threshold for an index built with ``embeddings_model``."""
+        if self.abstain_threshold is not None:
+            return self.abstain_threshold
+        return CALIBRATED_THRESHOLDS.get(embeddings_model, FALLBACK_THRESHOLD)
+
+
+@lru_cache(maxsize=1)
+def get_rag_settings() -> RagSettings:
+    """Settings read once from the environment (tests call ``get_rag_settings.cache_clear()``)."""
+    return RagSettings()

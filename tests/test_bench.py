@@ -1,0 +1,20 @@
+"""The benchmark's arithmetic (the runs themselves report; they are not tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.bench import flops_per_token, padding_share
+
+
+def test_bert_base_costs_181_mflop_per_token_at_300_tokens() -> None:
+    # 12 layers x (4 x 768^2 + 2 x 768 x 3072) x 2 = 169.9 M; attention 4 x 12 x 300 x 768 = 11.1 M
+    assert flops_per_token(12, 768, 3072, 300) == 169_869_312 + 11_059_200
+
+
+def test_padding_share_counts_positions_padded_to_each_batchs_longest_text() -> None:
+    lengths = [10, 2, 10, 2]
+    # arrival order in batches of 2, each sorted alone: (10, 2) (10, 2) -> 40 positions, 24 real
+    assert padding_share(lengths, window=2, batch=2) == pytest.approx(1 - 24 / 40)
+    # sorted across the window first: (10, 10) (2, 2) -> no padding
+    assert padding_share(lengths, window=4, batch=2) == 0.0

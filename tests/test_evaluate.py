@@ -1,0 +1,240 @@
+"""Evaluation: metric arithmetic, BEIR files, label reading, and ``python -m rag eval beir``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag.__main__ import cli
+from rag.evaluate import (
+    BASELINES,
+    METRICS,
+    EvalDataError,
+    load_beir,
+    mrr_at_k,
+    ndcg_at_k,
+    read_label,
+    read_qrels,
+    recall_at_k,
+    score_run,
+)
+from tests.conftest import SHARED_DATA, needs_shared_data
+
+SCIFACT = SHARED_DATA / "scifact"
+
+# -- metrics, against values computed by hand ----------------------------------------------------
+
+GRADED = {"a": 1, "c": 2, "d": 1, "z": 0}
+# ideal order c(2), a(1), d(1): 2/log2(2) + 1/log2(3) + 1/log2(4)
+IDEAL_DCG = 2 + 1 / math.log2(3) + 0.5
+
+
+def test_ndcg_uses_graded_gains_over_the_ideal_order() -> None:
+    # a at rank 1 (gain 1 / log2 2), c at rank 3 (gain 2 / log2 4)
+    assert ndcg_at_k(["a", "b", "c"], GRADED, 10) == pytest.approx((1 + 1) / IDEAL_DCG)
+    assert ndcg_at_k(["c", "a", "d"], GRADED, 10) == pytest.approx(1.0)
+
+
+def test_ndcg_counts_a_repeated_document_once_and_stops_at_k() -> None:
+    assert ndcg_at_k(["a", "a", "c"], GRADED, 10) == pytest.approx(
+        (1 + 2 / math.log2(3)) / IDEAL_DCG
+    )
+    # cut at k=1: only a counts; the ideal is cut too (c alone: 2)
+    assert ndcg_at_k(["a", "c"], GRADED, 1) == pytest.approx(1 / 2)
+
+
+def test_ndcg_is_zero_without_relevant_documents() -> None:
+    assert ndcg_at_k(["a"], {"a": 0}, 10) == 0.0
+
+
+def test_recall_is_the_share_of_relevant_documents_found_in_the_first_k() -> None:
+    ranking = ["x", "a", "c", "d"]
+    assert recall_at_k(ranking, GRADED, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(ranking, GRADED, 3) == pytest.approx(2 / 3)
+    assert recall_at_k(ranking, GRADED, 100) == pytest.approx(1.0)
+    assert recall_at_k(["z"], GRADED, 10) == 0.0  # judged but not relevant
+
+
+def test_mrr_is_the_reciprocal_rank_of_the_first_relevant_document() -> None:
+    assert mrr_at_k(["x", "y", "c"], GRADED, 10) == pytest.approx(1 / 3)
+    assert mrr_at_k(["x", "y", "c"], GRADED, 2) == 0.0
+    assert mrr_at_k(["z", "x"], GRADED, 10) == 0.0
+
+
+def test_score_run_averages_judged_queries_and_scores_missing_ones_zero() -> None:
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}, "q3": {"c": 0}}  # q3 has nothing relevant
+    top = {"q1": ["a"], "q3": ["c"]}  # q2 missing from the run
+    deep = {"q1": ["a"], "q2": ["x"] * 50 + ["b"]}
+
+    scores = score_run(top, qrels, deep)
+
+    assert set(scores) == set(METRICS)
+    assert scores["ndcg@10"] == 0.5
+    assert scores["mrr@10"] == 0.5
+    assert scores["recall@10"] == 0.5
+    assert scores["recall@100"] == 1.0
+
+
+# -- BEIR files ----------------------------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def beir_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    corpus = write(
+        tmp_path / "corpus.jsonl",
+        '{"_id": "d1", "title": "T1", "text": "one"}\n\n{"_id": 2, "text": "two"}\n',
+    )
+    queries = write(tmp_path / "queries.jsonl", '{"_id": "q1", "text": "first"}\n')
+    qrels = write(tmp_path / "qrels.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\t2\t0\n")
+    return corpus, queries, qrels
+
+
+def test_load_beir_reads_a_collection_with_graded_judgments(
+    beir_files: tuple[Path, Path, Path],
+) -> None:
+    collection = load_beir(*beir_files)
+
+    assert set(collection.corpus) == {"d1", "2"}  # numeric ids become strings
+    assert collection.corpus["d1"].title == "T1"
+    assert collection.queries == {"q1": "first"}
+    assert collection.qrels == {"q1": {"d1": 2, "2": 0}}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("corpus", '{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": \n', r"corpus.jsonl:2: not JSON"),
+        ("corpus", '["d1", "one"]\n', r"corpus.jsonl:1: expected a JSON object"),
+        ("corpus", '{"title": "no id", "text": "x"}\n', r"corpus.jsonl:1: missing _id"),
+        ("corpus", "\n", r"corpus.jsonl holds no documents"),
+        ("queries", '{"_id": "q9", "text": "other"}\n', r"no query of .*qrels.tsv has a text"),
+        ("qrels", "query-id\tcorpus-id\tscore\nq1\td1\n", r"qrels.tsv:2: expected 'query-id corpus-id score'"),
+        ("qrels", "query-id\tcorpus-id\tscore\nq1\td1\thigh\n", r"qrels.tsv:2: score 'high' is not an integer"),
+        ("qrels", "query-id\tcorpus-id\tscore\n", r"qrels.tsv holds no judgments"),
+    ],
+)  # fmt: skip
+def test_malformed_beir_files_fail_with_file_line_and_reason(
+    beir_files: tuple[Path, Path, Path], name: str, content: str, message: str
+) -> None:
+    corpus, queries, qrels = beir_files
+    write({"corpus": corpus, "queries": queries, "qrels": qrels}[name], content)
+
+    with pytest.raises(EvalDataError, match=message):
+        load_beir(corpus, queries, qrels)
+
+
+def test_unreadable_beir_file_is_a_named_error(tmp_path: Path) -> None:
+    with pytest.raises(EvalDataError, match="cannot read"):
+        read_qrels(tmp_path / "missing.tsv")
+    write(tmp_path / "latin1.tsv", "q1\td1\t1\n").write_bytes(b"q\xe91\td1\t1\n")
+    with pytest.raises(EvalDataError, match="cannot read"):
+        read_qrels(tmp_path / "latin1.tsv")
+
+
+# -- reading yes/no/maybe ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        ("Yes, statins lower the risk [PMID:1].", "yes"),
+        ("**No.** In a randomized trial [PMID:2] ...", "no"),
+        ("  maybe: the evidence is mixed.", "maybe"),
+        ("The evidence is unclear [PMID:3]. Yes, one trial found ...", "maybe"),
+        ("It is inconclusive whether ...", "maybe"),
+        ("Based on [PMID:4], yes it does.", "yes"),
+        ("According to the trial, no effect was seen.", "no"),
+        ("Nobody has studied this. Yes.", None),  # 'no' only inside 'nobody'; 2nd sentence
+        ("Statins reduce LDL cholesterol [PMID:5].", None),
+        ("", None),
+    ],
+)
+def test_read_label_takes_the_first_word_or_the_first_sentence(
+    answer: str, label: str | None
+) -> None:
+    assert read_label(answer) == label
+
+
+# -- python -m rag eval beir, end to end on real SciFact lines ------------------------------------
+
+
+def tiny_scifact(folder: Path, queries: int = 8, distractors: int = 24) -> tuple[Path, Path, Path]:
+    """A BEIR collection of real SciFact lines: a few test queries, their documents, others."""
+    qrels_lines = (SCIFACT / "qrels-test.tsv").read_text(encoding="utf-8").splitlines()
+    judged: dict[str, list[str]] = {}
+    for line in qrels_lines[1:]:
+        qid, doc, _ = line.split("\t")
+        judged.setdefault(qid, []).append(doc)
+    chosen = list(judged)[:queries]
+    wanted = {doc for qid in chosen for doc in judged[qid]}
+    corpus_lines, extra = [], 0
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            doc = json.loads(line)["_id"]
+            if doc in wanted or extra < distractors:
+                extra += doc not in wanted
+                corpus_lines.append(line)
+    query_lines = [
+        line
+        for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["_id"] in chosen
+    ]
+    qrels = [qrels_lines[0]] + [f"{q}\t{d}\t1" for q in chosen for d in judged[q]]
+    return (
+        write(folder / "corpus.jsonl", "".join(corpus_lines)),
+        write(folder / "queries.jsonl", "\n".join(query_lines) + "\n"),
+        write(folder / "qrels.tsv", "\n".join(qrels) + "\n"),
+    )
+
+
+@needs_shared_data(SCIFACT)
+def test_eval_beir_writes_product_and_txtai_baseline_metrics(
+    tmp_path: Path, settings_env: Path
+) -> None:
+    corpus, queries, qrels = tiny_scifact(tmp_path)
+    out = tmp_path / "result.json"
+
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "beir", "--corpus", str(corpus), "--queries", str(queries),
+         "--qrels", str(qrels), "--out", str(out), "--quiet"],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert set(data) == {"product", "baselines", "config", "machine"}
+    assert set(data["baselines"]) == set(BASELINES)
+    for scores in [data["product"], *data["baselines"].values()]:
+        assert set(scores) == set(METRICS)
+        assert all(0.0 <= value <= 1.0 for value in scores.values())
+    # The relevant abstracts are among a few dozen: real retrieval finds most of them.
+    assert data["product"]["recall@10"] >= 0.6
+    assert data["baselines"]["txtai-bm25"]["recall@10"] >= 0.6
+    assert data["config"]["queries"] == 8
+    assert data["config"]["product"]["encoder"]["precision"] in ("bf16", "fp32")
+    assert data["machine"]["cores"]
+    assert not list(tmp_path.glob("data/index"))  # the temporary index did not land in data/
+
+
+def test_eval_beir_reports_a_malformed_file_in_one_line(tmp_path: Path) -> None:
+    corpus = write(tmp_path / "corpus.jsonl", "not json\n")
+    queries = write(tmp_path / "queries.jsonl", '{"_id": "q1", "text": "x"}\n')
+    qrels = write(tmp_path / "qrels.tsv", "q1\td1\t1\n")
+
+    result = CliRunner().invoke(
+        cli, ["eval", "beir", "--corpus", str(corpus), "--queries", str(queries),
+              "--qrels", str(qrels), "--quiet"],
+    )  # fmt: skip
+
+    assert result.exit_code != 0
+    assert "corpus.jsonl:1: not JSON" in result.output
+    assert "Traceback" not in result.output

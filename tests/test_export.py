@@ -1,0 +1,184 @@
+"""Reference exports (RIS, BibTeX, CSV, Markdown) from search hits."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+
+import pytest
+
+from rag.export import (
+    CSV_COLUMNS,
+    FORMATS,
+    answer_markdown,
+    file_stem,
+    reference,
+    split_author,
+    to_bibtex,
+    to_csv,
+    to_ris,
+)
+from rag.search import Hit
+
+HIT = Hit(
+    pmid="35830032",
+    title="SAFETY OF LONG-TERM PROTON PUMP INHIBITORS:\nFACTS AND MYTHS.",
+    journal="Arquivos de gastroenterologia",
+    year=2022,
+    authors="Chinzon D; Domingues G; van der Berg JA; Writing Committee of the PPI Group",
+    pubtypes=("Journal Article", "Review"),
+    mesh=("Humans", "Proton Pump Inhibitors"),
+    doi="10.1590/S0004-2803.202202000-40",
+    pmc="",
+    retracted=True,
+    has_abstract=True,
+    score=0.7412,
+    passage="PPIs are among the most prescribed drugs.",
+    passage_id="35830032#1",
+    languages=("eng",),
+)
+OTHER = replace(
+    HIT,
+    pmid="31588070",
+    title="50% of H_2 & {braces} cost $5 #1 ~ ^",
+    authors="WHO",
+    retracted=False,
+    doi="",
+    pmc="PMC123",
+    year=None,
+)
+
+
+def ris_records(text: str) -> list[list[tuple[str, str]]]:
+    """Parse RIS the way reference managers do: ``TAG  - value`` lines up to ``ER``."""
+    records: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        tag, separator, value = line[:2], line[2:6], line[6:]
+        assert separator == "  - ", line
+        if tag == "ER":
+            records.append(current)
+            current = []
+        else:
+            current.append((tag, value))
+    assert not current, "record without ER"
+    return records
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [
+        ("Smith JA", ("Smith", "J. A.")),
+        ("van der Berg JA", ("van der Berg", "J. A.")),
+        ("WHO", ("WHO", "")),
+        ("Writing Committee of the PPI Group", ("Writing Committee of the PPI Group", "")),
+    ],
+)
+def test_author_names_split_into_last_name_and_initials(display: str, expected: tuple) -> None:
+    assert split_author(display) == expected
+
+
+def test_ris_has_one_complete_record_per_article() -> None:
+    first, second = ris_records(to_ris([HIT, OTHER]))
+
+    assert first[0] == ("TY", "JOUR")
+    fields = dict(first)
+    assert fields["TI"] == "SAFETY OF LONG-TERM PROTON PUMP INHIBITORS: FACTS AND MYTHS."
+    assert [value for tag, value in first if tag == "AU"] == [
+        "Chinzon, D.",
+        "Domingues, G.",
+        "van der Berg, J. A.",
+        "Writing Committee of the PPI Group",
+    ]
+    assert fields["PY"] == "2022" and fields["T2"] == "Arquivos de gastroenterologia"
+    assert fields["DO"] == HIT.doi and fields["AN"] == HIT.pmid
+    assert fields["UR"] == "https://pubmed.ncbi.nlm.nih.gov/35830032/"
+    assert [value for tag, value in first if tag == "KW"] == list(HIT.mesh)
+    assert fields["N1"] == "Retracted publication"
+    other = dict(second)
+    assert "PY" not in other and "DO" not in other and "N1" not in other
+    assert other["C2"] == "PMC123"
+
+
+def test_bibtex_escapes_latex_and_keeps_names_and_capitals() -> None:
+    text = to_bibtex([HIT, OTHER])
+
+    assert text.count("@article{") == 2
+    assert "@article{pmid35830032," in text and "@article{pmid31588070," in text
+    assert text.count("{") == text.count("}") + text.count(r"\}") - text.count(r"\{")
+    assert "title = {{SAFETY OF LONG-TERM PROTON PUMP INHIBITORS: FACTS AND MYTHS.}}" in text
+    assert (
+        "author = {Chinzon, D. and Domingues, G. and van der Berg, J. A. and "
+        "{Writing Committee of the PPI Group}}"
+    ) in text
+    assert r"50\% of H\_2 \& \{braces\} cost \$5 \#1 \textasciitilde{} \textasciicircum{}" in text
+    assert "author = {{WHO}}" in text
+    assert "note = {Retracted publication}" in text
+    assert "doi = {10.1590/S0004-2803.202202000-40}" in text
+    second = text.split("@article{pmid31588070,")[1]
+    assert "year" not in second and "doi" not in second
+
+
+def test_csv_round_trips_and_defuses_formulas() -> None:
+    hostile = replace(OTHER, title='=HYPERLINK("http://x")', journal="+1", authors="@SUM(A1)")
+
+    rows = list(csv.reader(io.StringIO(to_csv([HIT, hostile], cited=[HIT.pmid]))))
+
+    assert rows[0] == list(CSV_COLUMNS)
+    first = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert first["title"] == "SAFETY OF LONG-TERM PROTON PUMP INHIBITORS: FACTS AND MYTHS."
+    assert first["authors"] == HIT.authors and first["year"] == "2022"
+    assert first["retracted"] == "yes" and first["cited"] == "yes"
+    assert first["publication_types"] == "Journal Article; Review"
+    assert first["doi_url"] == "https://doi.org/10.1590/S0004-2803.202202000-40"
+    second = dict(zip(CSV_COLUMNS, rows[2], strict=True))
+    assert second["title"] == '\'=HYPERLINK("http://x")'
+    assert second["journal"] == "'+1" and second["authors"] == "'@SUM(A1)"
+    assert second["cited"] == "no" and second["year"] == ""
+
+
+def test_answer_markdown_numbers_cited_articles_first() -> None:
+    text = answer_markdown(
+        "Are PPIs safe?",
+        f"Mostly [PMID:{OTHER.pmid}], with caveats [PMID:{HIT.pmid}][PMID:{OTHER.pmid}].",
+        [HIT, OTHER, replace(HIT, pmid="1")],
+        note="model scripted",
+    )
+
+    assert text.startswith("# Are PPIs safe?\n\nMostly [1], with caveats [2][1].\n")
+    references = text.split("## References\n\n")[1].splitlines()
+    assert references[0].startswith("1. WHO. 50% of H_2")
+    assert references[1].startswith("2. Chinzon D, Domingues G, van der Berg JA, et al. SAFETY")
+    assert references[1].endswith("RETRACTED. <https://pubmed.ncbi.nlm.nih.gov/35830032/>")
+    assert references[2].startswith("3. ") and references[2].endswith("(not cited)")
+    assert text.rstrip().endswith("_model scripted_")
+
+
+def test_reference_is_one_line() -> None:
+    assert reference(HIT) == (
+        "Chinzon D, Domingues G, van der Berg JA, et al. SAFETY OF LONG-TERM PROTON PUMP "
+        "INHIBITORS: FACTS AND MYTHS. Arquivos de gastroenterologia. 2022. PMID: 35830032. "
+        "doi:10.1590/S0004-2803.202202000-40. RETRACTED."
+    )
+
+
+def test_every_format_writes_every_article() -> None:
+    for fmt in FORMATS:
+        text = fmt.write([HIT, OTHER], [HIT.pmid])
+        assert HIT.pmid in text and OTHER.pmid in text, fmt.label
+    assert [fmt.extension for fmt in FORMATS] == ["ris", "bib", "csv"]
+
+
+@pytest.mark.parametrize(
+    ("text", "stem"),
+    [
+        ("Is long-term PPI use safe?", "pubmed-rag-is-long-term-ppi-use-safe"),
+        ("  ", "pubmed-rag"),
+        ("<script>/../../etc", "pubmed-rag-script-etc"),
+    ],
+)
+def test_file_stem_is_safe_for_any_query(text: str, stem: str) -> None:
+    assert file_stem(text) == stem

@@ -1,0 +1,243 @@
+"""Hybrid search over a real index of sample records: filters, collapsing, hostile input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from indexing.article import Article
+from indexing.index import IndexReader, IndexStore
+from indexing.settings import Settings
+from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
+from rag.search import Filters, search
+from tests.fixtures_index import RETRACTED_PMID, SampleIndex, rag_env, sample_index
+
+__all__ = ["rag_env", "sample_index"]
+
+ALL = 500  # more than the index holds: "give me every match"
+BROAD = "disease treatment outcomes in patients"
+
+
+@pytest.fixture(scope="module")
+def reader(sample_index: SampleIndex) -> IndexReader:
+    return IndexReader(sample_index.settings())
+
+
+def _mesh(article: Article) -> set[str]:
+    return {heading.descriptor.lower() for heading in article.mesh_terms}
+
+
+# (filters, what an article must satisfy to match them)
+FILTER_CASES: dict[str, tuple[Filters, Callable[[Article], bool]]] = {
+    "year_from": (Filters(year_from=2024), lambda a: a.year is not None and a.year >= 2024),
+    "year_to": (Filters(year_to=2014), lambda a: a.year is not None and a.year <= 2014),
+    "year_range": (
+        Filters(year_from=2020, year_to=2021),
+        lambda a: a.year is not None and 2020 <= a.year <= 2021,
+    ),
+    "journal": (
+        Filters(journal="physics in medicine"),
+        lambda a: "physics in medicine" in a.journal.lower(),
+    ),
+    "journal_iso": (
+        Filters(journal="Arq Gastroenterol"),
+        lambda a: "arq gastroenterol" in a.journal_iso.lower(),
+    ),
+    "pubtype": (
+        Filters(pubtype="review"),
+        lambda a: "review" in {t.lower() for t in a.publication_types},
+    ),
+    "mesh": (Filters(mesh="Mice"), lambda a: "mice" in _mesh(a)),
+    "lang": (Filters(lang="ger"), lambda a: "ger" in a.languages),
+    "has_abstract": (Filters(has_abstract=True), lambda a: a.has_abstract),
+    "exclude_retracted": (Filters(exclude_retracted=True), lambda a: not a.retracted),
+    "combined": (
+        Filters(year_from=2022, pubtype="Review", mesh="Humans", has_abstract=True),
+        lambda a: (
+            a.year is not None
+            and a.year >= 2022
+            and "Review" in a.publication_types
+            and "humans" in _mesh(a)
+            and a.has_abstract
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILTER_CASES))
+def test_each_filter_returns_exactly_the_matching_articles(
+    reader: IndexReader, sample_index: SampleIndex, case: str
+) -> None:
+    filters, matches = FILTER_CASES[case]
+    expected = {pmid for pmid, article in sample_index.articles.items() if matches(article)}
+    assert 0 < len(expected) < len(sample_index.articles), "the case must actually filter"
+
+    result = search(reader, BROAD, filters, limit=ALL)
+
+    found = {hit.pmid for hit in result.hits}
+    assert found, "some article must match"
+    for hit in result.hits:
+        assert matches(sample_index.articles[hit.pmid]), hit.pmid
+    # Nothing that matches is lost: every matching article the unfiltered search finds
+    # (txtai drops passages whose scores are <= 0) is found with the filter too.
+    unfiltered = {hit.pmid for hit in search(reader, BROAD, limit=ALL).hits}
+    assert found == unfiltered & expected
+
+
+def test_pubtype_and_mesh_match_whole_elements_not_substrings(reader: IndexReader) -> None:
+    # "Review" is a substring of "Systematic Review"; "Mice" of "Mice, Inbred C57BL".
+    assert search(reader, "review", Filters(pubtype="Revie"), limit=ALL).hits == ()
+    assert search(reader, "mice", Filters(mesh="Mic"), limit=ALL).hits == ()
+
+
+def test_retracted_article_is_found_without_the_filter_and_removed_with_it(
+    reader: IndexReader,
+) -> None:
+    query = "safety of long-term proton pump inhibitors"
+    plain = search(reader, query, limit=5)
+    assert plain.hits[0].pmid == RETRACTED_PMID
+    assert plain.hits[0].retracted
+
+    filtered = search(reader, query, Filters(exclude_retracted=True), limit=ALL)
+    assert RETRACTED_PMID not in {hit.pmid for hit in filtered.hits}
+    assert filtered.hits
+
+
+def test_restrictive_filter_finds_its_articles_even_with_few_candidates(
+    reader: IndexReader, sample_index: SampleIndex
+) -> None:
+    expected = {p for p, a in sample_index.articles.items() if "nor" in a.languages}
+    assert len(expected) == 1
+
+    result = search(reader, "cancer", Filters(lang="nor"), limit=5, candidates=10)
+
+    assert {hit.pmid for hit in result.hits} == expected
+
+
+def test_passages_of_one_article_collapse_into_one_hit(
+    reader: IndexReader, sample_index: SampleIndex
+) -> None:
+    result = search(reader, "patients treatment risk", limit=ALL)
+
+    pmids = [hit.pmid for hit in result.hits]
+    assert len(pmids) == len(set(pmids))
+    assert len(pmids) > 100  # most of the 166 articles, each once
+    scores = [hit.score for hit in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    multi = [hit for hit in result.hits if hit.passage_id != f"{hit.pmid}#0"]
+    assert multi, "some best passages must be later passages of long abstracts"
+    for hit in result.hits:
+        article = sample_index.articles[hit.pmid]
+        assert hit.passage_id.startswith(f"{hit.pmid}#")
+        assert " ".join(hit.passage.split()[:5]) in " ".join(article.abstract_text.split())
+
+
+def test_hit_carries_the_articles_metadata(reader: IndexReader, sample_index: SampleIndex) -> None:
+    hit = search(reader, "Helicobacter pylori infection treatment guideline", limit=1).hits[0]
+    article = sample_index.articles[hit.pmid]
+
+    assert "pylori" in hit.title.lower()
+    assert hit.title == article.title
+    assert hit.journal == article.journal
+    assert hit.year == article.year
+    assert hit.pubtypes == article.publication_types
+    assert hit.mesh == tuple(heading.descriptor for heading in article.mesh_terms)
+    assert hit.authors.split("; ")[0] == article.authors[0].display
+    assert hit.doi == article.doi
+    assert hit.url == f"https://pubmed.ncbi.nlm.nih.gov/{hit.pmid}/"
+    assert hit.doi_url == f"https://doi.org/{article.doi}"
+    assert hit.dense_score > 0.3
+
+
+def test_weight_zero_ranks_by_bm25_and_one_by_dense(reader: IndexReader) -> None:
+    bm25 = search(reader, "Helicobacter pylori", limit=5, weight=0.0)
+    dense = search(reader, "Helicobacter pylori", limit=5, weight=1.0)
+
+    assert all(hit.score == pytest.approx(hit.bm25_score) for hit in bm25.hits)
+    assert all(hit.score == pytest.approx(hit.dense_score) for hit in dense.hits)
+    assert all(hit.bm25_score > 0 for hit in bm25.hits[:1])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select * from txtai; --",
+        "select pmid from txtai where pmid = '35830032'",
+        "'; DROP TABLE documents; --",
+        "it's a \"quoted\" question with 'single' quotes",
+        "similar('cancer', 5) or 1=1",
+        ":query :candidates %_ \\ ) ( ] [",
+        "x' UNION SELECT id, data FROM documents --",
+    ],
+)
+def test_sql_like_queries_are_searched_as_text(
+    reader: IndexReader, sample_index: SampleIndex, query: str
+) -> None:
+    before = [hit.pmid for hit in search(reader, "proton pump inhibitors", limit=ALL).hits]
+
+    result = search(reader, query, limit=10)
+
+    assert len(result.hits) == 10  # an executed "where pmid = ..." would give one row
+    assert {hit.pmid for hit in result.hits} <= set(sample_index.articles)
+    assert result.query == query
+    # The index is intact afterwards.
+    after = [hit.pmid for hit in search(reader, "proton pump inhibitors", limit=ALL).hits]
+    assert after == before
+
+
+def test_sql_in_filter_values_is_data(reader: IndexReader) -> None:
+    for filters in (
+        Filters(mesh="Humans' OR 1=1 --"),
+        Filters(journal="%"),
+        Filters(journal="' OR '1'='1"),
+        Filters(pubtype="_%"),
+    ):
+        assert search(reader, "cancer", filters, limit=ALL).hits == (), filters
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t  \n"])
+def test_empty_query_is_a_named_error(reader: IndexReader, query: str) -> None:
+    with pytest.raises(EmptyQueryError, match="empty"):
+        search(reader, query)
+
+
+def test_oversized_query_is_trimmed_and_says_so(reader: IndexReader) -> None:
+    query = "proton pump inhibitor safety " * 2000  # 58,000 characters
+
+    result = search(reader, query, limit=3, max_query_chars=1000)
+
+    assert len(result.query) <= 1000
+    assert result.query.endswith(("safety", "pump", "proton", "inhibitor"))
+    assert result.notices and "first" in result.notices[0]
+    assert result.hits[0].pmid == RETRACTED_PMID  # still searched, on the kept words
+
+
+def test_inverted_year_range_is_a_named_error() -> None:
+    with pytest.raises(SearchError, match="year range"):
+        Filters(year_from=2024, year_to=2020)
+
+
+def test_missing_index_is_a_named_error(tmp_path: Path) -> None:
+    reader = IndexReader(Settings(data_dir=tmp_path / "nothing", offline=True))
+
+    with pytest.raises(IndexMissingError, match="no index has been published"):
+        search(reader, "cancer")
+
+
+def test_empty_index_is_a_named_error(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", offline=True)
+    store = IndexStore(settings)
+    with store.lock(), store.open_writer() as writer:
+        writer.publish("empty")
+
+    with pytest.raises(EmptyIndexError, match="no articles"):
+        search(IndexReader(settings), "cancer")
+
+
+def test_search_follows_the_published_version(reader: IndexReader) -> None:
+    result = search(reader, "cancer", limit=1)
+    assert result.index_version == IndexStore(reader.store.settings).current_version()
+    assert result.embeddings_model.startswith("offline:")
+    assert result.elapsed_ms > 0
