@@ -116,19 +116,28 @@ def _alive(report: dict[str, Any]) -> bool:
 
 
 def merge_runs(reports: list[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
-    """One entry per run, in the order runs started: its last report wins.
+    """One entry per run, newest last: a run's last report wins and sets its place.
 
-    A run reports ``running`` when it takes the writer lock and its outcome when it ends. A
-    run still ``running`` is shown as ``died`` once a later run has taken the lock (the lock
-    is exclusive, so the earlier run no longer held it) or once its process is gone.
+    A run reports ``running`` once it holds the writer lock and its outcome when it ends; a run
+    refused the lock reports only its failure. A run still ``running`` is shown as ``died`` once
+    a later run has taken the lock (the lock is exclusive, so the earlier run no longer held
+    it) or once its process is gone.
     """
-    runs: dict[str, dict[str, Any]] = {}
-    for report in reports:
-        runs[str(report.get("run_id"))] = report
-    merged = list(runs.values())
-    for position, report in enumerate(merged):
-        if report.get("status") != "running":
+    last: dict[str, int] = {}
+    for position, report in enumerate(reports):
+        last[str(report.get("run_id"))] = position
+    merged = []
+    for position, report in enumerate(reports):
+        run_id = str(report.get("run_id"))
+        if last[run_id] != position:
             continue
-        if position < len(merged) - 1 or not _alive(report):
-            merged[position] = {**report, "status": DIED, "error": DIED_MESSAGE}
+        if report.get("status") == "running":
+            overtaken = any(
+                later.get("status") == "running" and str(later.get("run_id")) != run_id
+                for later in reports[position + 1 :]
+            )
+            if overtaken or not _alive(report):
+                merged.append({**report, "status": DIED, "error": DIED_MESSAGE})
+                continue
+        merged.append(report)
     return merged[-limit:] if limit else merged

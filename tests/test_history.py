@@ -71,3 +71,22 @@ def test_a_torn_last_line_is_ignored_and_limit_counts_runs(tmp_path: Path) -> No
 
     assert [run["status"] for run in runs] == ["ok", "ok"]
     assert len(read_history(tmp_path)) == 3
+
+
+def test_a_run_refused_the_lock_leaves_the_running_one_running_and_finished_runs_go_last(
+    tmp_path: Path,
+) -> None:
+    holder = _running("update", os.getpid())
+    append_report(tmp_path, holder)
+    refused = RunReport(kind="update")  # refused the lock: reports only its failure
+    append_report(tmp_path, refused.finish("failed", "being updated by another process"))
+
+    assert [run["status"] for run in read_history(tmp_path)] == ["running", "failed"]
+
+    append_report(tmp_path, holder.finish("interrupted"))
+    runs = read_history(tmp_path)
+
+    assert [(run["run_id"], run["status"]) for run in runs] == [
+        (refused.run_id, "failed"),
+        (holder.run_id, "interrupted"),
+    ]

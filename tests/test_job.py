@@ -647,7 +647,7 @@ def test_scheduler_runs_an_update_on_every_tick_and_survives_a_failed_one(
         "schedule", "--cron", "* * * * * */2", "--max-runs", "3", "--xml-dir", str(files)
     )
     try:
-        wait_for(lambda: len(runs()) >= 1, 90, "the first scheduled run")
+        wait_for(lambda: [r["status"] for r in runs()] == ["ok"], 90, "the first scheduled run")
         # The next run fails at its first request (every attempt); the one after catches up.
         server.inject("http", status=500, times=2, endpoint="esearch")
         serve_new(server, metapub_records, [later])
