@@ -1,0 +1,73 @@
+"""``make eval``'s summary: which files it reads and how it labels a partial PubMedQA run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.evaluate import main
+
+MACHINE = {"measured_at": "2026-11-23T12:00:00", "cpu": "Test CPU", "cores": 2}
+SCORES = {"ndcg@10": 0.7, "recall@10": 0.8, "recall@100": 0.9, "mrr@10": 0.65}
+
+
+def _scifact(precision: str) -> dict[str, Any]:
+    return {
+        "product": SCORES,
+        "baselines": {"txtai-bm25": {**SCORES, "ndcg@10": 0.6}},
+        "config": {
+            "product": {"encoder": {"precision": precision}},
+            "queries": 300,
+            "documents": 5183,
+        },
+        "machine": MACHINE,
+    }
+
+
+def _pubmedqa(answered: int, accuracy: float) -> dict[str, Any]:
+    setting = {"accuracy": accuracy, "majority_baseline": 0.55, "source_recall": {"@1": 0.9}}
+    return {
+        "config": {
+            "answered_questions": answered,
+            "test_questions": 500,
+            "generator": "smollm2",
+            "label_rule": "first word",
+        },
+        "retrieval": setting,
+        "gold": setting,
+        "machine": MACHINE,
+    }
+
+
+def _write(folder: Path, name: str, payload: dict[str, Any]) -> None:
+    (folder / name).write_text(json.dumps(payload), encoding="utf-8")
+
+
+def test_summary_takes_the_largest_partial_pubmedqa_run_and_says_it_is_partial(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, "eval-scifact.json", _scifact("bf16"))
+    _write(tmp_path, "eval-scifact-fp32.json", _scifact("fp32"))
+    _write(tmp_path, "eval-pubmedqa-limit20.json", _pubmedqa(20, 0.25))
+    _write(tmp_path, "eval-pubmedqa-limit100.json", _pubmedqa(100, 0.42))
+
+    assert main(["--summarize", "--out-dir", str(tmp_path)]) == 0
+
+    text = (tmp_path / "eval-latest.md").read_text(encoding="utf-8")
+    assert "Partial PubMedQA run**: the first 100 of the 500" in text
+    assert "| accuracy (yes/no/maybe) | 42.0% |" in text
+    assert "`eval-pubmedqa-limit100.json`" in text and "limit20" not in text
+
+
+def test_summary_prefers_a_full_pubmedqa_run(tmp_path: Path) -> None:
+    _write(tmp_path, "eval-scifact.json", _scifact("bf16"))
+    _write(tmp_path, "eval-scifact-fp32.json", _scifact("fp32"))
+    _write(tmp_path, "eval-pubmedqa-limit100.json", _pubmedqa(100, 0.42))
+    _write(tmp_path, "eval-pubmedqa.json", _pubmedqa(500, 0.38))
+
+    assert main(["--summarize", "--out-dir", str(tmp_path)]) == 0
+
+    text = (tmp_path / "eval-latest.md").read_text(encoding="utf-8")
+    assert "Partial" not in text and "| accuracy (yes/no/maybe) | 38.0% |" in text
+    assert "nDCG@10 of the bf16 encoder minus fp32: **+0.0000**" in text
