@@ -796,6 +796,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Benchmarks ({result['date']}{', quick' if result['quick'] else ''})",
         "",
+        *(
+            [f"**Incomplete run**: not yet measured: {', '.join(result['pending'])}.", ""]
+            if not result.get("complete", True)
+            else []
+        ),
         f"Machine: **{machine['cpu']}**, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB; load average at start {machine['load_average']}.",
         f"fp32 matmul: **{_fmt(_get(sections, 'matmul', 'gflops'))} GFLOP/s** "
@@ -985,33 +990,55 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Any] = {}
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     machine = machine_info()
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"bench-{date}{'-quick' if quick else ''}.json"
+    # A smoke run never replaces the summary of a real run.
+    md_path = out_dir / ("bench-quick.md" if quick else "bench-latest.md")
+
+    def save(complete: bool) -> dict[str, Any]:
+        """Write what has been measured so far: a run cut short still leaves its figures."""
+        result = {
+            "date": date,
+            "quick": quick,
+            "json": json_path.name,
+            "complete": complete,
+            "pending": [name for name in wanted if name not in sections],
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine,
+            "sections": sections,
+        }
+        text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+        json_path.write_text(text, encoding="utf-8")
+        md_path.write_text(markdown(result), encoding="utf-8")
+        return result
+
+    def section(name: str, action: Callable[[], dict[str, Any]]) -> None:
+        run_section(sections, name, action)
+        save(complete=False)
+
     with tempfile.TemporaryDirectory(prefix="pubmed-rag-bench-") as tmp:
         work = Path(tmp)
         if "matmul" in wanted:
-            run_section(
-                sections,
+            section(
                 "matmul",
                 lambda: bench_matmul(1024 if quick else 2048, 1.0 if quick else 5.0),
             )
         gflops = float(_get(sections, "matmul", "gflops") or 0.0)
         if "parsing" in wanted:
-            run_section(sections, "parsing", lambda: bench_parsing(samples, 1 if quick else 3))
+            section("parsing", lambda: bench_parsing(samples, 1 if quick else 3))
         if "encoders" in wanted:
             counts = {"configured": 4, "pubmedbert-shaped": 2} if quick else {
                 "configured": 128, "pubmedbert-shaped": 64}  # fmt: skip
             rounds = 1 if quick else 2
-            run_section(
-                sections,
+            section(
                 "encoders",
                 lambda: bench_encoders(shared, counts, rounds, gflops, work, quick),
             )
         if "query_encode" in wanted:
-            run_section(
-                sections, "query_encode", lambda: bench_query_encode(work, 10 if quick else 100)
-            )
+            section("query_encode", lambda: bench_query_encode(work, 10 if quick else 100))
         if "search" in wanted:
-            run_section(
-                sections,
+            section(
                 "search",
                 lambda: bench_search(
                     scales, args.max_scale, args.max_build_s, 10 if quick else 100, work
@@ -1020,8 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
         if "search_postgres" in wanted:
             from benchmarks.pg_search import bench_pg_search
 
-            run_section(
-                sections,
+            section(
                 "search_postgres",
                 lambda: bench_pg_search(
                     scales, args.max_scale, args.max_build_s, 10 if quick else 100, work
@@ -1030,30 +1056,15 @@ def main(argv: list[str] | None = None) -> int:
         ingest_dir = work / "ingest"
         ingest_files = sample_xml_files(samples / "metapub" if quick else samples)
         if "ingest" in wanted or "answer" in wanted:
-            run_section(sections, "ingest", lambda: bench_ingest(ingest_files, ingest_dir))
+            section("ingest", lambda: bench_ingest(ingest_files, ingest_dir))
         if "answer" in wanted:
-            run_section(
-                sections,
+            section(
                 "answer",
                 lambda: bench_answer(
                     ingest_dir, QUESTIONS[:1] if quick else QUESTIONS, 16 if quick else 256
                 ),
             )
-    out_dir: Path = args.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"bench-{date}{'-quick' if quick else ''}.json"
-    result = {
-        "date": date,
-        "quick": quick,
-        "json": json_path.name,
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine,
-        "sections": sections,
-    }
-    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    # A smoke run never replaces the summary of a real run.
-    md_path = out_dir / ("bench-quick.md" if quick else "bench-latest.md")
-    md_path.write_text(markdown(result), encoding="utf-8")
+    result = save(complete=True)
     log(f"wrote {json_path} and {md_path} in {result['seconds']:.0f} s")
     return 0
 
