@@ -614,10 +614,7 @@ def add_records(ctx: Context, expanded: bool) -> None:
 
 def run_ingest(run: Callable[..., RunReport], starting: str) -> None:
     """Run an ingest in this session with a progress bar; errors become one line."""
-    from indexing.entrez import EntrezError
-    from indexing.index import IndexStoreError
-    from indexing.models import ModelUnavailableError
-    from indexing.pubmed import PubmedXMLError
+    from indexing.cli import user_errors
 
     bar = st.progress(0.0, text=starting)
     last = [0.0]
@@ -634,14 +631,7 @@ def run_ingest(run: Callable[..., RunReport], starting: str) -> None:
 
     try:
         report = run(quiet=True, progress=progress)
-    except (
-        EntrezError,
-        IndexStoreError,
-        PubmedXMLError,
-        ModelUnavailableError,
-        OSError,
-        ValueError,
-    ) as exc:
+    except user_errors() as exc:
         bar.empty()
         st.error(f"Nothing was added: {exc}")
         return

@@ -600,6 +600,28 @@ def synthetic_articles(
             yield article, int(years[row])
 
 
+def insert_synthetic(writer: Any, count: int, vocabulary: Any, desc: str) -> list[int]:
+    """Upsert ``count`` synthetic articles in ingestion-sized batches; their years."""
+    from tqdm import tqdm
+
+    from indexing.ingest import UPSERT_BATCH
+
+    years: list[int] = []
+    batch: list[Any] = []
+    with tqdm(total=count, unit="doc", desc=desc, leave=False) as bar:
+        for article, year in synthetic_articles(count, vocabulary):
+            batch.append(article)
+            years.append(year)
+            if len(batch) == UPSERT_BATCH:
+                writer.upsert_articles(batch, source="bench")
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            writer.upsert_articles(batch, source="bench")
+            bar.update(len(batch))
+    return years
+
+
 def synthetic_queries(count: int, vocabulary: list[str], seed: int = 1) -> list[str]:
     """Short queries drawn from the same distribution as the texts."""
     articles = [a for a, _ in synthetic_articles(count, vocabulary, seed)]
@@ -616,31 +638,16 @@ def build_synthetic_index(
     data_dir: Path, count: int, model_dir: Path, vocabulary: list[str]
 ) -> float:
     """Publish ``count`` synthetic articles the way ingestion does; return the build seconds."""
-    from tqdm import tqdm
-
     from indexing.index import IndexStore
-    from indexing.ingest import UPSERT_BATCH
     from indexing.models import ModelChoice
     from indexing.settings import Settings
 
     settings = Settings(data_dir=data_dir, offline=True)
     store = IndexStore(settings)
-    years: list[int] = []
     began = time.perf_counter()
     choice = ModelChoice(str(model_dir), str(model_dir))
     with store.lock(purpose="bench"), store.open_writer(choice) as writer:
-        batch: list[Any] = []
-        with tqdm(total=count, unit="doc", desc=f"building {count:,}", leave=False) as bar:
-            for article, year in synthetic_articles(count, vocabulary):
-                batch.append(article)
-                years.append(year)
-                if len(batch) == UPSERT_BATCH:
-                    writer.upsert_articles(batch, source="bench")
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                writer.upsert_articles(batch, source="bench")
-                bar.update(len(batch))
+        years = insert_synthetic(writer, count, vocabulary, f"building {count:,}")
         writer.publish("bench")
     elapsed = time.perf_counter() - began
     np.save(data_dir / "years.npy", np.asarray(years, dtype=np.int32))

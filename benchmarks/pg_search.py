@@ -60,11 +60,8 @@ def start_server(folder: Path) -> tuple[Any, str]:
 
 def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> float:
     """Publish ``count`` synthetic articles with the product's writer; the build seconds."""
-    from tqdm import tqdm
-
-    from benchmarks.bench import synthetic_articles
+    from benchmarks.bench import insert_synthetic
     from indexing.index import open_store
-    from indexing.ingest import UPSERT_BATCH
     from indexing.models import ModelChoice
 
     store = open_store(settings)
@@ -72,17 +69,7 @@ def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> 
     began = time.perf_counter()
     choice = ModelChoice(str(model_dir), str(model_dir))
     with store.lock(purpose="bench"), store.open_writer(choice) as writer:
-        batch: list[Any] = []
-        with tqdm(total=count, unit="doc", desc=f"postgres {count:,}", leave=False) as bar:
-            for article, _year in synthetic_articles(count, vocabulary):
-                batch.append(article)
-                if len(batch) == UPSERT_BATCH:
-                    writer.upsert_articles(batch, source="bench")
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                writer.upsert_articles(batch, source="bench")
-                bar.update(len(batch))
+        insert_synthetic(writer, count, vocabulary, f"postgres {count:,}")
         writer.publish("bench")
     store.close()
     return time.perf_counter() - began

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from indexing.cli import WAIT_OPTION, run_guarded
 from indexing.settings import get_settings
 
 EXAMPLES = """
@@ -46,32 +44,6 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def run_guarded(action: Callable[[], Any], debug: bool) -> Any:
-    """Run a command body; known failures become one line on stderr and exit code 2."""
-    from indexing.entrez import EntrezError
-    from indexing.index import IndexStoreError
-    from indexing.models import ModelUnavailableError
-    from indexing.pubmed import PubmedXMLError
-
-    try:
-        return action()
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing partial was published; rerun to finish", err=True)
-        sys.exit(130)
-    except (
-        EntrezError,
-        IndexStoreError,
-        PubmedXMLError,
-        ModelUnavailableError,
-        OSError,
-        ValueError,
-    ) as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-
-
 @click.group(epilog=EXAMPLES)
 @click.option(
     "--quiet", "-q", is_flag=True, help="Only warnings and errors, no progress bars (for cron)."
@@ -97,13 +69,7 @@ def cli(ctx: click.Context, quiet: bool, debug: bool) -> None:
     help="PubMed XML file or folder (.xml, .xml.gz); repeatable.",
 )
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another writer to finish instead of failing.",
-)
+@WAIT_OPTION
 @click.pass_context
 def ingest(
     ctx: click.Context,

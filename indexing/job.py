@@ -31,6 +31,7 @@ from typing import Any
 
 import click
 
+from indexing.cli import WAIT_OPTION, run_guarded
 from indexing.history import RunReport
 from indexing.index import IndexLockedError, IndexNotFoundError, IndexWriter, open_store, utcnow
 from indexing.settings import Settings, get_settings
@@ -519,20 +520,12 @@ def run_schedule(
     "each at most once; a .md5 file beside it is checked first.",
 )
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another writer to finish instead of failing.",
-)
+@WAIT_OPTION
 @click.pass_context
 def update(
     ctx: click.Context, xml_paths: tuple[Path, ...], paths: tuple[Path, ...], wait: float
 ) -> None:
     """Bring the index up to date: tracked queries since their last run, or update files (--xml)."""
-    from indexing.__main__ import run_guarded
-
     settings = get_settings()
     files = list(xml_paths) + list(paths)
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
@@ -581,8 +574,6 @@ def schedule(
     nothing.
     """
     from croniter import croniter
-
-    from indexing.__main__ import run_guarded
 
     if not croniter.is_valid(cron):
         raise click.BadParameter(f"not a cron expression: {cron!r}", param_hint="--cron")
