@@ -54,7 +54,9 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(PY) -m mypy
 
+# The browser test needs Debian's chromium and chromium-driver: installed where possible.
 test: lint typecheck
+	sh scripts/system-deps.sh --test
 	$(PY) -m pytest
 
 format: $(DEV_STAMP)

@@ -810,7 +810,8 @@ def test_reader_in_another_process_never_fails_while_updates_publish(
     assert len(versions) == 2 and versions[-1] == final
 
 
-def test_scheduler_left_running_survives_faults_and_kill_9_while_a_reader_searches(
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+def test_scheduler_left_running_survives_faults_and_kill_9_while_two_readers_search(
     settings: Settings,
     server: EutilsServer,
     metapub_records: dict[str, bytes],
@@ -818,24 +819,23 @@ def test_scheduler_left_running_survives_faults_and_kill_9_while_a_reader_search
     tmp_path: Path,
 ) -> None:
     first, during_kill = ordered[BASE_SIZE : BASE_SIZE + 2], ordered[BASE_SIZE + 2 : BASE_SIZE + 4]
-    status_path, stop = tmp_path / "reader.json", tmp_path / "stop"
-    status = lambda: json.loads(status_path.read_text()) if status_path.exists() else {}  # noqa: E731
+    stop = tmp_path / "stop"
+    status_paths = [tmp_path / f"reader{number}.json" for number in (1, 2)]
+    statuses = lambda: [  # noqa: E731
+        json.loads(path.read_text()) if path.exists() else {} for path in status_paths
+    ]
     updates = lambda: [r for r in history(settings) if r["kind"] == "update"]  # noqa: E731
-    reader = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.reader_loop",
-            str(status_path),
-            str(stop),
-            *first,
-            *during_kill,
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Two reader processes, as two app servers would be (settings from the environment).
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.reader_loop", str(path), str(stop), *first, *during_kill],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in status_paths
+    ]
     scheduler = start_cli("schedule", "--cron", "* * * * * */2")
     restarted: subprocess.Popen[str] | None = None
     try:
@@ -853,24 +853,30 @@ def test_scheduler_left_running_survives_faults_and_kill_9_while_a_reader_search
 
         restarted = start_cli("schedule", "--cron", "* * * * * */2", "--max-runs", "1")
         _, stderr = restarted.communicate(timeout=120)
-        wait_for(lambda: len(status().get("seen", [])) == 4, 30, "the reader to see the records")
+        wait_for(
+            lambda: all(len(status.get("seen", [])) == 4 for status in statuses()),
+            30,
+            "both readers to see the records",
+        )
         stop.touch()
-        reader.communicate(timeout=30)
+        for reader in readers:
+            reader.communicate(timeout=30)
     finally:
-        for process in (reader, scheduler, restarted):
+        for process in (*readers, scheduler, restarted):
             if process is not None:
                 process.kill()
 
     assert restarted.returncode == 0, stderr
     assert set(first + during_kill) <= set(catalog(settings))
     assert_consistent(settings)
-    seen = status()
-    assert seen["errors"] == 0, seen["messages"]
-    assert sorted(seen["seen"]) == sorted(first + during_kill)
+    for status in statuses():
+        assert status["errors"] == 0, status["messages"]
+        assert sorted(status["seen"]) == sorted(first + during_kill)
+        assert status["searches"] > 5
     # Every run is in the history: the failed one, the one killed -9 (which published
     # nothing), and the one after it that caught up.
     runs = updates()
-    statuses = [r["status"] for r in runs]
-    assert "running" not in statuses
-    assert statuses.index("failed") < statuses.index("died") == len(statuses) - 2
-    assert statuses[-1] == "ok" and runs[-1]["added"] == 2
+    outcomes = [r["status"] for r in runs]
+    assert "running" not in outcomes
+    assert outcomes.index("failed") < outcomes.index("died") == len(outcomes) - 2
+    assert outcomes[-1] == "ok" and runs[-1]["added"] == 2
