@@ -808,6 +808,16 @@ def markdown(result: dict[str, Any]) -> str:
             if not result.get("complete", True)
             else []
         ),
+        *(
+            line
+            for resume in result.get("resumed", [])
+            for line in (
+                f"Completed by `--resume` at {resume['at']} (load average "
+                f"{[round(x, 2) for x in resume['load_average'] or []]}), keeping "
+                f"{', '.join(resume['kept'])}.",
+                "",
+            )
+        ),
         f"Machine: **{machine['cpu']}**, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB; load average at start {machine['load_average']}.",
         f"fp32 matmul: **{_fmt(_get(sections, 'matmul', 'gflops'))} GFLOP/s** "
@@ -973,6 +983,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Skip a scale whose build is estimated to take longer (seconds).",
     )
     parser.add_argument("--sections", default=",".join(ALL_SECTIONS), help="Which sections.")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="BENCH_JSON",
+        help="Complete a run cut short: keep the sections that file holds, run the missing "
+        "ones, and write the results back into it.",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("PUBMED_RAG_OFFLINE", "1")
@@ -997,9 +1014,17 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Any] = {}
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     machine = machine_info()
+    earlier_s, resumed = 0.0, []
     out_dir: Path = args.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"bench-{date}{'-quick' if quick else ''}.json"
+    if args.resume:
+        earlier = json.loads(args.resume.read_text(encoding="utf-8"))
+        sections, date, quick = earlier["sections"], earlier["date"], earlier["quick"]
+        resumed = [*earlier.get("resumed", []), {"at": machine["measured_at"],
+                   "load_average": machine["load_average"], "kept": sorted(sections)}]  # fmt: skip
+        machine, earlier_s = earlier["machine"], float(earlier["seconds"])
+        json_path, out_dir = args.resume, args.resume.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
     # A smoke run never replaces the summary of a real run.
     md_path = out_dir / ("bench-quick.md" if quick else "bench-latest.md")
 
@@ -1011,8 +1036,9 @@ def main(argv: list[str] | None = None) -> int:
             "json": json_path.name,
             "complete": complete,
             "pending": [name for name in wanted if name not in sections],
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(earlier_s + time.perf_counter() - started, 1),
             "machine": machine,
+            **({"resumed": resumed} if resumed else {}),
             "sections": sections,
         }
         text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
@@ -1021,6 +1047,9 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     def section(name: str, action: Callable[[], dict[str, Any]]) -> None:
+        if name in sections and "error" not in sections[name]:
+            log(f"{name}: kept from {json_path.name}")
+            return
         run_section(sections, name, action)
         save(complete=False)
 
