@@ -33,7 +33,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux's ``VmHWM`` belongs to this process's own memory map. ``getrusage``'s ``ru_maxrss``
+    does not: a process started by ``subprocess`` inherits the peak of the process that
+    started it (the kernel carries it across fork and exec), which would report the
+    benchmark's own peak for every index.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 

@@ -18,3 +18,17 @@ def test_padding_share_counts_positions_padded_to_each_batchs_longest_text() -> 
     assert padding_share(lengths, window=2, batch=2) == pytest.approx(1 - 24 / 40)
     # sorted across the window first: (10, 10) (2, 2) -> no padding
     assert padding_share(lengths, window=4, batch=2) == 0.0
+
+
+def test_search_probe_reports_its_own_peak_memory_not_its_parents() -> None:
+    import subprocess
+    import sys
+
+    ballast = b"x" * (400 * 2**20)  # the parent's peak: 400 MiB resident
+    child = subprocess.run(
+        [sys.executable, "-c", "from benchmarks.search_probe import peak_rss_mib as p; print(p())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(ballast) and float(child.stdout) < 200
