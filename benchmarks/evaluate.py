@@ -10,7 +10,7 @@ Runs, each as a user would run it (a ``python -m rag eval`` subprocess, offline 
                           abstract given                          -> eval-pubmedqa.json
 
 and writes ``eval-latest.md``, the summary the README links. ``--limit N`` answers only the
-first N PubMedQA questions, for development: its files are named ``*-limitN`` and its summary
+N PubMedQA questions (spread over the test split), for development: its files are named ``*-limitN`` and its summary
 ``eval-dev.md``, so a development run never replaces the official figures. ``--summarize``
 rewrites ``eval-latest.md`` from the files there, taking the largest partial PubMedQA run
 (labelled as such) when no full one exists.
@@ -137,8 +137,8 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
         pubmedqa = results["pubmedqa"]["config"]
         if pubmedqa["answered_questions"] < pubmedqa["test_questions"]:
             lines += [
-                f"**Partial PubMedQA run**: the first {pubmedqa['answered_questions']} of the "
-                f"{pubmedqa['test_questions']} test questions (file order) in each setting, "
+                f"**Partial PubMedQA run**: {pubmedqa['answered_questions']} of the "
+                f"{pubmedqa['test_questions']} test questions (spread evenly) in each setting, "
                 "because all 1,000 answers take 3–5 hours on 2 cores. `make eval` answers "
                 "all of them.",
                 "",
@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument(
-        "--limit", type=int, help="Answer only the first N PubMedQA questions (development)."
+        "--limit",
+        type=int,
+        help="Answer only N PubMedQA questions, spread over the test split (development).",
     )
     parser.add_argument("--only", choices=("scifact", "pubmedqa"), help="Run one benchmark.")
     parser.add_argument(

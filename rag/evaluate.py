@@ -652,6 +652,17 @@ def score_answers(
     }
 
 
+def spread(items: list[str], count: int) -> list[str]:
+    """``count`` items evenly spaced over ``items``, in order.
+
+    The official test split lists its questions grouped by label (its first 276 are all
+    "yes"), so the first N questions would be a sample of one label only.
+    """
+    if count >= len(items):
+        return list(items)
+    return [items[position * len(items) // count] for position in range(count)]
+
+
 def evaluate_pubmedqa(
     data_dir: Path,
     settings: Settings | None = None,
@@ -664,13 +675,14 @@ def evaluate_pubmedqa(
     """PubMedQA test split: retrieval over all 1000 abstracts, and answers with/without gold.
 
     Source recall is measured on all 500 test questions (retrieval is cheap); answers are
-    generated for the first ``limit`` test questions (file order) in both settings.
+    generated for ``limit`` test questions spread evenly over the file (see :func:`spread`)
+    in both settings.
     """
     settings = settings or get_settings()
     rag = rag or RagSettings()
     items, truth = load_pubmedqa(data_dir)
     questions = list(truth)
-    answered = questions[:limit] if limit is not None else questions
+    answered = spread(questions, limit) if limit is not None else questions
     articles = [items[pmid].article() for pmid in items]
     with temporary_index(articles, settings, progress=progress) as (index, tmp_settings):
         described = index_description(index)
@@ -857,7 +869,7 @@ def beir_command(
 @click.option(
     "--limit",
     type=click.IntRange(1),
-    help="Generate answers for the first N test questions only (for development; official "
+    help="Generate answers for N test questions only, spread evenly over the file (for development; official "
     "figures use all 500).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")

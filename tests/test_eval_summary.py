@@ -55,7 +55,7 @@ def test_summary_takes_the_largest_partial_pubmedqa_run_and_says_it_is_partial(
     assert main(["--summarize", "--out-dir", str(tmp_path)]) == 0
 
     text = (tmp_path / "eval-latest.md").read_text(encoding="utf-8")
-    assert "Partial PubMedQA run**: the first 100 of the 500" in text
+    assert "Partial PubMedQA run**: 100 of the 500" in text
     assert "| accuracy (yes/no/maybe) | 42.0% |" in text
     assert "`eval-pubmedqa-limit100.json`" in text and "limit20" not in text
 

@@ -15,12 +15,14 @@ from rag.evaluate import (
     METRICS,
     EvalDataError,
     load_beir,
+    load_pubmedqa,
     mrr_at_k,
     ndcg_at_k,
     read_label,
     read_qrels,
     recall_at_k,
     score_run,
+    spread,
 )
 from tests.conftest import SHARED_DATA, needs_shared_data
 
@@ -238,3 +240,17 @@ def test_eval_beir_reports_a_malformed_file_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "corpus.jsonl:1: not JSON" in result.output
     assert "Traceback" not in result.output
+
+
+@needs_shared_data(SHARED_DATA / "pubmedqa")
+def test_a_limited_pubmedqa_run_samples_every_label_of_the_test_split() -> None:
+    _, truth = load_pubmedqa(SHARED_DATA / "pubmedqa")
+    questions = list(truth)
+
+    sample = spread(questions, 40)
+
+    assert len(sample) == len(set(sample)) == 40 and sample == sorted(sample, key=questions.index)
+    # The split is grouped by label: its first 40 questions are all "yes".
+    assert {truth[pmid] for pmid in questions[:40]} == {"yes"}
+    assert {truth[pmid] for pmid in sample} == {"yes", "no", "maybe"}
+    assert spread(questions, 900) == questions
