@@ -251,7 +251,10 @@ def _researcher_session(driver: Any, downloads: Path, app_url: str) -> None:
 
     years = [int(c.get_attribute("data-year") or 0) for c in wait().until(lambda _: results(False))]
     assert min(years) < YEAR_FROM, years  # the unfiltered result spans older years
-    assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')
+    # The year chart is drawn by a component that may load after the cards.
+    assert wait().until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')
+    ), "no chart of the results by year"
 
     year_from = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="From year"]')
     year_from.send_keys(str(YEAR_FROM), Keys.ENTER)
