@@ -124,20 +124,18 @@ def merge_runs(reports: list[dict[str, Any]], limit: int | None = None) -> list[
     it) or once its process is gone.
     """
     last: dict[str, int] = {}
+    latest_running = -1  # where the newest run to take the lock reported it
     for position, report in enumerate(reports):
         last[str(report.get("run_id"))] = position
+        if report.get("status") == "running":
+            latest_running = position
     merged = []
     for position, report in enumerate(reports):
-        run_id = str(report.get("run_id"))
-        if last[run_id] != position:
+        if last[str(report.get("run_id"))] != position:
             continue
-        if report.get("status") == "running":
-            overtaken = any(
-                later.get("status") == "running" and str(later.get("run_id")) != run_id
-                for later in reports[position + 1 :]
-            )
-            if overtaken or not _alive(report):
-                merged.append({**report, "status": DIED, "error": DIED_MESSAGE})
-                continue
-        merged.append(report)
+        # A run whose last report is "running" was overtaken if a later run took the lock.
+        died = report.get("status") == "running" and (
+            position < latest_running or not _alive(report)
+        )
+        merged.append({**report, "status": DIED, "error": DIED_MESSAGE} if died else report)
     return merged[-limit:] if limit else merged
