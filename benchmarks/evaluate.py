@@ -9,11 +9,11 @@ Runs, each as a user would run it (a ``python -m rag eval`` subprocess, offline 
     PubMedQA (PQA-L test, 500 questions), retrieval over all 1000 abstracts and with the gold
                           abstract given                          -> eval-pubmedqa.json
 
-and writes ``eval-latest.md``, the summary the README links. ``--limit N`` answers only the
-N PubMedQA questions (spread over the test split), for development: its files are named ``*-limitN`` and its summary
-``eval-dev.md``, so a development run never replaces the official figures. ``--summarize``
-rewrites ``eval-latest.md`` from the files there, taking the largest partial PubMedQA run
-(labelled as such) when no full one exists.
+and writes ``eval-latest.md``, the summary the README links. ``--limit N`` answers only N
+PubMedQA questions (spread over the test split), for development: its files are named
+``*-limitN`` and its summary ``eval-dev.md``, so a development run never replaces the
+official figures. ``--summarize`` rewrites ``eval-latest.md`` from the files there, taking
+the largest partial PubMedQA run (labelled as such) when no full one exists.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -150,11 +151,12 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
 
 def largest_partial(out_dir: Path) -> Path | None:
     """The ``eval-pubmedqa-limitN.json`` with the most questions, if any."""
-    partial = sorted(
-        out_dir.glob("eval-pubmedqa-limit*.json"),
-        key=lambda path: int(path.stem.rsplit("limit", 1)[1] or 0),
-    )
-    return partial[-1] if partial else None
+    partial = {
+        int(found.group(1)): path
+        for path in out_dir.glob("eval-pubmedqa-limit*.json")
+        if (found := re.fullmatch(r"eval-pubmedqa-limit(\d+)", path.stem))
+    }
+    return partial[max(partial)] if partial else None
 
 
 def main(argv: list[str] | None = None) -> int:
