@@ -12,7 +12,9 @@ Runs, each as a user would run it (a ``python -m rag eval`` subprocess, offline 
 and writes ``eval-latest.md``, the summary the README links. ``--limit N`` answers only N
 PubMedQA questions (spread over the test split), for development: its files are named
 ``*-limitN`` and its summary ``eval-dev.md``, so a development run never replaces the
-official figures. ``--summarize`` rewrites ``eval-latest.md`` from the files there, taking
+official figures. The PubMedQA answers are recorded one by one in
+``eval-pubmedqa*.answers.jsonl`` beside the results, so running it again after an
+interruption generates only the missing ones. ``--summarize`` rewrites ``eval-latest.md`` from the files there, taking
 the largest partial PubMedQA run (labelled as such) when no full one exists.
 """
 
@@ -212,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.only in (None, "pubmedqa"):
         limit = ["--limit", str(args.limit)] if args.limit else []
+        # Answers are recorded as they come: `make eval` again resumes a run cut short.
+        answers = out_dir / f"eval-pubmedqa{suffix}.answers.jsonl"
         results["pubmedqa"] = run_eval(
-            ["pubmedqa", "--data", str(shared / "pubmedqa"), *limit],
+            ["pubmedqa", "--data", str(shared / "pubmedqa"), *limit, "--answers", str(answers)],
             out_dir / f"eval-pubmedqa{suffix}.json",
         )
     files = {

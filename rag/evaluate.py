@@ -45,9 +45,10 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -603,6 +604,62 @@ def _answer_one(service: AnswerService, question: str) -> dict[str, Any]:
     return {"text": "", "abstained": False, "citations": [], "removed": [], "failed": True}
 
 
+class AnswerLog:
+    """Generated answers as JSON lines, appended one by one: a run cut short resumes from it.
+
+    The first line records what made the answers (generator, answer settings, embedder); a
+    file made under other settings is refused, never mixed in. A last line cut off by a
+    killed run is dropped, and its answer generated again.
+    """
+
+    def __init__(self, path: Path | None, made_by: Mapping[str, Any]) -> None:
+        self.path = path
+        self.made_by = json.loads(json.dumps(made_by))  # as it reads back from the file
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        if path is None:
+            return
+        raw = path.read_bytes() if path.exists() else b""
+        if raw and not raw.endswith(b"\n"):
+            raw = raw[: raw.rfind(b"\n") + 1]  # the line a killed run was writing
+            path.write_bytes(raw)
+        lines = raw.decode("utf-8").splitlines()
+        if not lines:
+            self._append({"made_by": self.made_by})
+            return
+        try:
+            rows = [json.loads(line) for line in lines]
+            recorded = rows[0]["made_by"]
+            pairs = [((row["setting"], row["pmid"]), row["answer"]) for row in rows[1:]]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvalDataError(f"{path}: not an answers file of `rag eval` ({exc})") from None
+        if recorded != self.made_by:
+            changed = sorted(
+                key
+                for key in {*recorded, *self.made_by}
+                if recorded.get(key) != self.made_by.get(key)
+            )
+            raise EvalDataError(
+                f"{path} holds answers made with other settings ({', '.join(changed)}); "
+                "delete it or name another answers file"
+            )
+        self.done = dict(pairs)
+
+    def answer(self, setting: str, pmid: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The recorded answer of ``pmid`` in ``setting``, else ``make()``'s, recorded."""
+        if (setting, pmid) not in self.done:
+            self.done[setting, pmid] = make()
+            self._append({"setting": setting, "pmid": pmid, "answer": self.done[setting, pmid]})
+        return self.done[setting, pmid]
+
+    def _append(self, row: Mapping[str, Any]) -> None:
+        if self.path is None:
+            return
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+
 def score_answers(
     answers: Mapping[str, Mapping[str, Any]], truth: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -671,12 +728,14 @@ def evaluate_pubmedqa(
     limit: int | None = None,
     progress: bool = True,
     generator: Any = None,
+    answers_file: Path | None = None,
 ) -> dict[str, Any]:
     """PubMedQA test split: retrieval over all 1000 abstracts, and answers with/without gold.
 
     Source recall is measured on all 500 test questions (retrieval is cheap); answers are
     generated for ``limit`` test questions spread evenly over the file (see :func:`spread`)
-    in both settings.
+    in both settings. With ``answers_file`` every answer is recorded as it comes (see
+    :class:`AnswerLog`), and the answers it already holds are not generated again.
     """
     settings = settings or get_settings()
     rag = rag or RagSettings()
@@ -689,6 +748,15 @@ def evaluate_pubmedqa(
         found = 0
         recall_hits = dict.fromkeys(SOURCE_RECALL_KS, 0)
         service = AnswerService(settings=tmp_settings, rag=rag, generator=generator)
+        log = AnswerLog(
+            answers_file,
+            {
+                "generator": service.model_name,
+                "embeddings": described["embeddings_model"],
+                "rag": rag.model_dump(mode="json", exclude={"gpu_layers", "llm_threads"}),
+            },
+        )
+        reused = len(log.done)
         for pmid in tqdm(questions, unit="q", desc="retrieval", disable=not progress):
             result = service.search(items[pmid].question, limit=max(SOURCE_RECALL_KS))
             ranked = [hit.pmid for hit in result.hits]
@@ -696,14 +764,14 @@ def evaluate_pubmedqa(
             for k in SOURCE_RECALL_KS:
                 recall_hits[k] += int(pmid in ranked[:k])
         retrieval_answers = {
-            pmid: _answer_one(service, items[pmid].question)
+            pmid: log.answer("retrieval", pmid, partial(_answer_one, service, items[pmid].question))
             for pmid in tqdm(answered, unit="q", desc="answers (retrieval)", disable=not progress)
         }
         loaded = service.generator
     gold = GoldContextService(settings=settings, rag=rag, generator=loaded)
     gold.gold = {prepare_query(items[p].question)[0]: gold_hit(items[p]) for p in answered}
     gold_answers = {
-        pmid: _answer_one(gold, items[pmid].question)
+        pmid: log.answer("gold", pmid, partial(_answer_one, gold, items[pmid].question))
         for pmid in tqdm(answered, unit="q", desc="answers (gold abstract)", disable=not progress)
     }
     subset_truth = {pmid: truth[pmid] for pmid in answered}
@@ -719,6 +787,7 @@ def evaluate_pubmedqa(
             "test_questions": len(questions),
             "answered_questions": len(answered),
             "limit": limit,
+            "answers_reused": reused,
             "corpus": f"{len(articles)} PQA-L abstracts (CONTEXTS, without LONG_ANSWER)",
             "label_rule": LABEL_RULE,
             "generator": getattr(loaded, "name", None) or rag.llm,
@@ -802,6 +871,7 @@ Examples:
       --queries ../shared/data/scifact/queries.jsonl \\
       --qrels ../shared/data/scifact/qrels-test.tsv --out scifact.json
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --limit 50 --out pqa.json
+  python -m rag eval pubmedqa --data ../shared/data/pubmedqa --answers pqa.jsonl  # resumable
 """
 
 
@@ -873,14 +943,26 @@ def beir_command(
     "figures use all 500).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record every generated answer in this JSON-lines file as it comes, and reuse the "
+    "answers it already holds: a run cut short resumes where it stopped.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def pubmedqa_command(
-    ctx: click.Context, data: Path, limit: int | None, out: Path | None, quiet: bool
+    ctx: click.Context,
+    data: Path,
+    limit: int | None,
+    out: Path | None,
+    answers: Path | None,
+    quiet: bool,
 ) -> None:
     """Yes/no/maybe accuracy, source recall, citation validity and abstention on PubMedQA."""
 
     def body() -> None:
-        _write(evaluate_pubmedqa(data, limit=limit, progress=not quiet), out)
+        result = evaluate_pubmedqa(data, limit=limit, progress=not quiet, answers_file=answers)
+        _write(result, out)
 
     _guarded(ctx, body)

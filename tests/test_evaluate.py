@@ -254,3 +254,61 @@ def test_a_limited_pubmedqa_run_samples_every_label_of_the_test_split() -> None:
     assert {truth[pmid] for pmid in questions[:40]} == {"yes"}
     assert {truth[pmid] for pmid in sample} == {"yes", "no", "maybe"}
     assert spread(questions, 900) == questions
+
+
+def _pubmedqa_subset(folder: Path, questions: int, others: int) -> list[str]:
+    """A small PubMedQA folder from the real files: ``questions`` test questions (spread over
+    the split) and ``others`` further abstracts to retrieve among; the test PMIDs."""
+    raw = json.loads((SHARED_DATA / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8"))
+    _, truth = load_pubmedqa(SHARED_DATA / "pubmedqa")
+    test = spread(list(truth), questions)
+    extra = [pmid for pmid in raw if pmid not in truth][:others]
+    folder.mkdir()
+    (folder / "ori_pqal.json").write_text(json.dumps({p: raw[p] for p in [*test, *extra]}))
+    (folder / "test_ground_truth.json").write_text(json.dumps({p: truth[p] for p in test}))
+    return test
+
+
+@needs_shared_data(SHARED_DATA / "pubmedqa")
+def test_pubmedqa_answers_file_resumes_a_run_cut_short_and_refuses_other_settings(
+    settings_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_MAX_ANSWER_TOKENS", "24")
+    data = tmp_path / "pubmedqa"
+    test = _pubmedqa_subset(data, questions=2, others=4)
+    answers, out = tmp_path / "answers.jsonl", tmp_path / "result.json"
+    command = ["eval", "pubmedqa", "--data", str(data), "--answers", str(answers), "--quiet"]
+
+    first = CliRunner().invoke(cli, [*command, "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    lines = answers.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    assert {(row["setting"], row["pmid"]) for row in rows} == {
+        (setting, pmid) for setting in ("retrieval", "gold") for pmid in test
+    }
+    assert json.loads(out.read_text())["config"]["answers_reused"] == 0
+
+    # Cut short: the header, one answer, and half of the next line a killed run was writing.
+    kept = {**rows[0], "answer": {**rows[0]["answer"], "text": "Maybe, the record says."}}
+    answers.write_text(
+        lines[0] + "\n" + json.dumps(kept) + "\n" + lines[2][: len(lines[2]) // 2],
+        encoding="utf-8",
+    )
+    second = CliRunner().invoke(cli, [*command, "--out", str(out)])
+    assert second.exit_code == 0, second.output
+    result = json.loads(out.read_text())
+    assert result["config"]["answers_reused"] == 1
+    resumed = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines()]
+    assert resumed[1] == kept  # reused as recorded, not generated again
+    assert sorted((r["setting"], r["pmid"]) for r in resumed[1:]) == sorted(
+        (r["setting"], r["pmid"]) for r in rows
+    )
+    # The recorded answer is what got scored: its "maybe" is among the predictions.
+    assert result[kept["setting"]]["predicted"].get("maybe", 0) >= 1
+
+    before = answers.read_bytes()
+    monkeypatch.setenv("PUBMED_RAG_TOP_K", "3")
+    refused = CliRunner().invoke(cli, command)
+    assert refused.exit_code != 0
+    assert "other settings (rag)" in refused.output and "Traceback" not in refused.output
+    assert answers.read_bytes() == before
