@@ -35,7 +35,7 @@ Sections (each reports, none asserts; a section that fails records its error and
 * ``search``: hybrid search with a filter (``rag.search.search``, the configured weight and
   candidate pool) over synthetic indexes of 10k/100k/1M passages built with the product's
   writer in ingestion-sized batches; p50/p95, peak RSS of the serving process (a subprocess,
-  ``getrusage``), and recall@10 of faiss against exact (numpy) search, unfiltered and for the
+  Linux ``VmHWM``; beside it the size of its float32 vectors alone), and recall@10 of faiss against exact (numpy) search, unfiltered and for the
   product's filtered dense ranking. Synthetic vectors come from a 0-layer BERT (random
   token embeddings, mean pooling: a bag-of-words random projection, 384 dims), so texts that
   share words get similar vectors and building 1M passages stays feasible on 2 cores. Scales
@@ -73,6 +73,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_SCALES = (10_000, 100_000, 1_000_000)
 ABSTRACT_TOKENS = 300
+DIMENSIONS = 384  # synthetic search vectors (MiniLM-sized)
 SHORT_QUERY = "statin therapy and risk of myopathy"
 SORT_WINDOW_TEXT = "1024 texts per txtai call"
 QUESTIONS = (
@@ -202,7 +203,7 @@ def build_bert_base(folder: Path, tokenizer_path: str) -> Path:
     return folder
 
 
-def build_bag_of_words(folder: Path, tokenizer_path: str, dimensions: int = 384) -> Path:
+def build_bag_of_words(folder: Path, tokenizer_path: str, dimensions: int = DIMENSIONS) -> Path:
     """A 0-layer BERT (random token embeddings + mean pooling): fast synthetic vectors."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -682,7 +683,8 @@ def bench_search(
     texts = synthetic_queries(queries, vocabulary)
     report: dict[str, Any] = {
         "filter": f"year >= {YEAR_FROM}",
-        "vectors": "0-layer BERT (random token embeddings, mean pooling), 384 dims",
+        "vectors": f"0-layer BERT (random token embeddings, mean pooling), {DIMENSIONS} dims",
+        "dimensions": DIMENSIONS,
         "max_scale": max_scale,
         "max_build_s": max_build_s,
         "scales": {},
@@ -885,15 +887,21 @@ def markdown(result: dict[str, Any]) -> str:
                 f"p50 {_fmt(fast.get('p50'), ' ms')}, p95 {_fmt(fast.get('p95'), ' ms')} | "
                 f"fp32: p50 {_fmt(exact.get('p50'), ' ms')} |"
             )
+    dimensions = _get(sections, "search", "dimensions")
     for scale, entry in (_get(sections, "search", "scales") or {}).items():
         if "skipped" in entry:
             lines.append(f"| hybrid search + filter, {int(scale):,} passages | skipped: "
                          f"{entry['skipped']} | – |")  # fmt: skip
             continue
+        vectors = (
+            f" (its float32 vectors alone: {_fmt(int(scale) * dimensions * 4 / 2**20, ' MiB')})"
+            if dimensions and entry.get("peak_rss_serving_mib")
+            else ""
+        )
         lines.append(
             f"| hybrid search + filter, {int(scale):,} passages | p50 {_fmt(entry['p50_ms'], ' ms')},"
             f" p95 {_fmt(entry['p95_ms'], ' ms')}; peak RSS {_fmt(entry['peak_rss_serving_mib'], ' MiB')}"
-            f" | faiss {entry['faiss']}: recall@10 vs exact {_fmt(entry['ann_recall@10'])}, "
+            f"{vectors} | faiss {entry['faiss']}: recall@10 vs exact {_fmt(entry['ann_recall@10'])}, "
             f"filtered dense {_fmt(entry['filtered_dense_recall@10'])} |"
         )
     embedded = _get(sections, "search", "scales") or {}
@@ -927,6 +935,9 @@ def markdown(result: dict[str, Any]) -> str:
     if errors:
         lines += ["", "Sections that failed:", ""]
         lines += [f"- `{name}`: {message}" for name, message in errors.items()]
+    if result.get("notes"):  # written by hand into the JSON after a run; kept by --resume
+        lines += ["", "Notes on this run:", ""]
+        lines += [f"- {note}" for note in result["notes"]]
     lines += [
         "",
         "Encoder FLOPs per token (matmuls only): `2·layers·(4h² + 2h·ffn) + 4·layers·L·h`; "
@@ -1014,7 +1025,7 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Any] = {}
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     machine = machine_info()
-    earlier_s, resumed = 0.0, []
+    earlier_s, resumed, notes = 0.0, [], []
     out_dir: Path = args.out_dir
     json_path = out_dir / f"bench-{date}{'-quick' if quick else ''}.json"
     if args.resume:
@@ -1023,6 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
         resumed = [*earlier.get("resumed", []), {"at": machine["measured_at"],
                    "load_average": machine["load_average"], "kept": sorted(sections)}]  # fmt: skip
         machine, earlier_s = earlier["machine"], float(earlier["seconds"])
+        notes = earlier.get("notes", [])
         json_path, out_dir = args.resume, args.resume.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     # A smoke run never replaces the summary of a real run.
@@ -1039,6 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(earlier_s + time.perf_counter() - started, 1),
             "machine": machine,
             **({"resumed": resumed} if resumed else {}),
+            **({"notes": notes} if notes else {}),
             "sections": sections,
         }
         text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"

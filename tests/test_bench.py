@@ -32,3 +32,24 @@ def test_search_probe_reports_its_own_peak_memory_not_its_parents() -> None:
         check=True,
     )
     assert len(ballast) and float(child.stdout) < 200
+
+
+def test_summary_puts_each_search_scales_memory_beside_its_raw_vectors_and_keeps_notes() -> None:
+    from benchmarks.bench import markdown
+
+    entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
+             "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0}  # fmt: skip
+    result = {
+        "date": "2026-01-01",
+        "quick": False,
+        "json": "bench-2026-01-01.json",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 8, "load_average": [0, 0, 0]},
+        "sections": {"search": {"dimensions": 384, "scales": {"1000000": entry}}},
+        "notes": ["PostgreSQL at 1M is missing."],
+    }
+
+    text = markdown(result)
+
+    # 1M x 384 float32 = 1,464.8 MiB
+    assert "peak RSS 2,400.0 MiB (its float32 vectors alone: 1,464.8 MiB)" in text
+    assert "- PostgreSQL at 1M is missing." in text
