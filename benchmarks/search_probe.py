@@ -1,7 +1,7 @@
 """One process serving search over a published index: latency, peak RSS, recall against exact.
 
-Run by :mod:`benchmarks.bench` as a subprocess, so that its peak RSS (``getrusage``) is the
-memory of serving that index and nothing else::
+Run by :mod:`benchmarks.bench` as a subprocess, so that its peak RSS (Linux ``VmHWM``) is
+the memory of serving that index and nothing else::
 
     python -m benchmarks.search_probe --data-dir DIR --queries queries.json
 
