@@ -142,7 +142,7 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
             lines += [
                 f"**Partial PubMedQA run**: {pubmedqa['answered_questions']} of the "
                 f"{pubmedqa['test_questions']} test questions (spread evenly) in each setting, "
-                "because all 1,000 answers take 3–5 hours on 2 cores. `make eval` answers "
+                "because all 1,000 answers take about an hour on 2 cores. `make eval` answers "
                 "all of them.",
                 "",
             ]
