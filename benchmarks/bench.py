@@ -35,8 +35,8 @@ Sections (each reports, none asserts; a section that fails records its error and
 * ``search``: hybrid search with a filter (``rag.search.search``, the configured weight and
   candidate pool) over synthetic indexes of 10k/100k/1M passages built with the product's
   writer in ingestion-sized batches; p50/p95, peak RSS of the serving process (a subprocess,
-  Linux ``VmHWM``; beside it the size of its float32 vectors alone), and recall@10 of faiss against exact (numpy) search, unfiltered and for the
-  product's filtered dense ranking. Synthetic vectors come from a 0-layer BERT (random
+  Linux ``VmHWM``; beside it the size of its float32 vectors alone), and recall@10 of faiss
+  against exact (numpy) search, unfiltered and for the product's filtered dense ranking. Synthetic vectors come from a 0-layer BERT (random
   token embeddings, mean pooling: a bag-of-words random projection, 384 dims), so texts that
   share words get similar vectors and building 1M passages stays feasible on 2 cores. Scales
   above ``--max-scale``, or whose build is estimated (linearly from the previous scale) to

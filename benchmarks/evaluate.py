@@ -14,8 +14,9 @@ PubMedQA questions (spread over the test split), for development: its files are 
 ``*-limitN`` and its summary ``eval-dev.md``, so a development run never replaces the
 official figures. The PubMedQA answers are recorded one by one in
 ``eval-pubmedqa*.answers.jsonl`` beside the results, so running it again after an
-interruption generates only the missing ones. ``--summarize`` rewrites ``eval-latest.md`` from the files there, taking
-the largest partial PubMedQA run (labelled as such) when no full one exists.
+interruption generates only the missing ones. ``--summarize`` rewrites ``eval-latest.md``
+from the files there, taking the largest partial PubMedQA run (labelled as such) when no
+full one exists.
 """
 
 from __future__ import annotations

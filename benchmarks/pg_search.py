@@ -105,7 +105,8 @@ def measure(settings: Any, queries: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "passages": int(index.manifest.passages),
         "load_s": round(load_s, 2),
-        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine
+        # 1/5/15-minute averages: what else ran, the server's own index build included
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "queries": len(queries),
         **_percentiles(latencies),
     }
