@@ -24,8 +24,10 @@ from indexing.history import RunReport
 from indexing.settings import Settings
 from rag import display, export
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, RagError
+from rag.evidence import Evidence
+from rag.grounding import AnswerSentence
 from rag.search import Filters, Hit, SearchResult
-from rag.service import Answer, AnswerService, Failed, Sources, Token
+from rag.service import Answer, AnswerService, Failed, KeyEvidence, Sources, Token
 from rag.settings import RagSettings
 
 QUESTION_EXAMPLE = "Is long-term use of proton pump inhibitors safe?"
@@ -81,6 +83,8 @@ class AskOutcome:
     notices: tuple[str, ...] = ()  # about the question (trimmed…): shown prominently
     notes: tuple[str, ...] = ()  # about the answer (citations removed…): shown small
     caption: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    sentences: tuple[AnswerSentence, ...] = ()
 
 
 # -- shared resources ----------------------------------------------------------------------------
@@ -285,20 +289,31 @@ def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
     hits = first.hits
     for notice in first.notices:
         st.info(notice, icon=":material/info:")
+    evidence_box = st.container().empty()
     box = st.container(border=True).empty()
     if not first.abstaining:
         box.caption(f"Writing the answer with {ctx.service.model_name}…")
     with st.expander(f"Sources ({len(hits)})", expanded=False):
         show_sources(hits, display.query_terms(question), ())
     text = ""
+    evidence: tuple[Evidence, ...] = ()
     outcome = AskOutcome(question, "", hits)
     for event in events:
-        if isinstance(event, Token):
+        if isinstance(event, KeyEvidence):
+            evidence = event.evidence
+            with evidence_box.container():
+                show_evidence(evidence, hits)
+        elif isinstance(event, Token):
             text += event.text
             box.markdown(display.answer_html(text + " ▌", hits), unsafe_allow_html=True)
         elif isinstance(event, Failed):
             outcome = AskOutcome(
-                question, text.strip(), event.sources, error=event.message, notices=first.notices
+                question,
+                text.strip(),
+                event.sources,
+                error=event.message,
+                notices=first.notices,
+                evidence=event.evidence,
             )
         elif isinstance(event, Answer):
             outcome = AskOutcome(
@@ -310,6 +325,8 @@ def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
                 notices=first.notices,
                 notes=tuple(note for note in event.notices if note not in first.notices),
                 caption=answer_caption(event),
+                evidence=event.evidence,
+                sentences=event.sentences,
             )
     st.session_state["last_answer"] = dict(vars(outcome))  # shallow: hits stay Hit objects
     st.rerun()  # draw the finished answer from the session, as every later rerun does
@@ -334,29 +351,54 @@ def answer_caption(answer: Answer) -> str:
     return " · ".join(parts)
 
 
+def show_evidence(evidence: tuple[Evidence, ...], hits: tuple[Hit, ...]) -> None:
+    """The key evidence: quoted sentences of the top articles, each linked to its source."""
+    if not evidence:
+        return
+    st.markdown("**Key evidence** · quoted from the abstracts")
+    html(display.evidence_html(evidence, hits))
+
+
 def show_outcome(outcome: AskOutcome) -> None:
-    """A finished answer (or abstention, or failure) with its sources and downloads."""
+    """A finished answer (or abstention, or failure) with its evidence, sources and downloads."""
     html(f"<h4>{display.escape(outcome.question)}</h4>")
-    if outcome.abstained:
-        st.info(outcome.text, icon=":material/block:")
-    elif outcome.text:
-        with st.container(border=True):
-            html(display.answer_html(outcome.text, outcome.sources))
-            if outcome.error:
-                st.caption("The answer stopped here.")
-    if outcome.error:
-        st.error(
-            f"The generator failed: {outcome.error}. The articles found are listed below.",
-            icon=":material/error:",
-        )
+    show_answer(outcome)
     for notice in outcome.notices:
         st.info(notice, icon=":material/info:")
     for note in outcome.notes:
         st.caption(f"Note: {note}.")
     if outcome.caption:
         st.caption(outcome.caption)
-    if not outcome.sources:
-        return
+    if outcome.sources:
+        show_outcome_sources(outcome)
+
+
+def show_answer(outcome: AskOutcome) -> None:
+    """The abstention, or the evidence and the checked answer, or the failure."""
+    if outcome.abstained:
+        st.info(outcome.text, icon=":material/block:")
+        if outcome.evidence:
+            st.caption("The closest evidence found:")
+    show_evidence(outcome.evidence, outcome.sources)
+    if outcome.sentences and not outcome.abstained:
+        st.markdown("**Answer** · every sentence cited and checked against its sources")
+        with st.container(border=True):
+            html(display.sentences_html(outcome.sentences, outcome.sources))
+    elif outcome.text and not outcome.abstained:
+        with st.container(border=True):
+            html(display.answer_html(outcome.text, outcome.sources))
+            if outcome.error:
+                st.caption("The answer stopped here.")
+    if outcome.error:
+        st.error(
+            f"The generator failed: {outcome.error}. The evidence and the articles found are "
+            "listed.",
+            icon=":material/error:",
+        )
+
+
+def show_outcome_sources(outcome: AskOutcome) -> None:
+    """The heading, downloads and cards of an answer's sources."""
     cited = outcome.cited
     if outcome.abstained:
         heading = "Closest articles"
@@ -368,7 +410,12 @@ def show_outcome(outcome: AskOutcome) -> None:
     markdown = ""
     if not outcome.abstained and outcome.text:
         markdown = export.answer_markdown(
-            outcome.question, outcome.text, outcome.sources, outcome.caption
+            outcome.question,
+            outcome.text,
+            outcome.sources,
+            outcome.caption,
+            evidence=outcome.evidence,
+            sentences=outcome.sentences,
         )
     downloads(outcome.sources, export.file_stem(outcome.question), cited, "answer", markdown)
     show_sources(outcome.sources, display.query_terms(outcome.question), cited)

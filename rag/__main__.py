@@ -158,6 +158,29 @@ def search(
     run_guarded(body, ctx.obj["debug"])
 
 
+def _echo_evidence(evidence: Any) -> None:
+    """The key evidence, printed as soon as it is found (before the answer streams)."""
+    if not evidence:
+        return
+    click.echo("Key evidence:")
+    for item in evidence:
+        section = f"({item.section}) " if item.section else ""
+        click.echo(f"  - {section}\u201c{item.text}\u201d [PMID:{item.pmid}]")
+    click.echo("\nAnswer:")
+
+
+def _echo_checked(answer: Any) -> None:
+    """Each answer sentence with its support label and the quote it rests on."""
+    if not answer.sentences:
+        return
+    click.echo("Checked against the cited abstracts:")
+    for sentence in answer.sentences:
+        click.echo(f"  [{sentence.support}] {sentence.text}")
+        if sentence.quote:
+            click.echo(f"      rests on PMID {sentence.quote_pmid}: {sentence.quote}")
+    click.echo("")
+
+
 @cli.command(epilog=EXAMPLES)
 @click.argument("question")
 @filter_options
@@ -165,13 +188,15 @@ def search(
 @click.pass_context
 def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> None:
     """Answer a question from the indexed abstracts, citing PMIDs; streams to the terminal."""
-    from rag.service import Answer, Failed, Token
+    from rag.service import Answer, Failed, KeyEvidence, Token
 
     def body() -> None:
         service = _service(ctx)
         answer: Answer | None = None
         for event in service.ask(question, make_filters(options)):
-            if isinstance(event, Token) and not as_json:
+            if isinstance(event, KeyEvidence) and not as_json:
+                _echo_evidence(event.evidence)
+            elif isinstance(event, Token) and not as_json:
                 click.echo(event.text, nl=False)
             elif isinstance(event, Failed):
                 if not as_json:
@@ -188,6 +213,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
         if answer.abstained:
             click.echo(answer.text, nl=False)
         click.echo("\n")
+        _echo_checked(answer)
         for notice in answer.notices:
             click.echo(f"note: {notice}", err=True)
         if answer.sources:
@@ -198,9 +224,12 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
             click.echo(f"{mark}{_source_line(number, hit)}")
         timings = answer.timings
         speed = f", {timings.tokens_per_s:.1f} tok/s" if timings.tokens_per_s else ""
+        evidence = (
+            f"evidence {timings.evidence_ms:.0f} ms, " if timings.evidence_ms is not None else ""
+        )
         click.echo(
-            f"(retrieval {timings.retrieval_ms:.0f} ms, total {timings.total_ms:.0f} ms{speed}; "
-            f"* = cited; model {answer.model})",
+            f"(retrieval {timings.retrieval_ms:.0f} ms, {evidence}total {timings.total_ms:.0f} ms"
+            f"{speed}; * = cited; model {answer.model})",
             err=True,
         )
 

@@ -15,7 +15,9 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
+from rag.evidence import Evidence
 from rag.export import short_authors
+from rag.grounding import AnswerSentence
 from rag.search import Hit
 
 _UNSAFE = re.compile(r"[^\w ]|_")
@@ -176,3 +178,55 @@ def year_counts(hits: Iterable[Hit]) -> dict[int, int]:
     if not counts:
         return {}
     return {year: counts.get(year, 0) for year in range(min(counts), max(counts) + 1)}
+
+
+_SUPPORT_STYLE = {
+    "supported": ("supported", "rgba(22,163,74,0.30)"),
+    "weak": ("weak support", "rgba(234,179,8,0.40)"),
+    "unsupported": ("unsupported", "rgba(220,38,38,0.35)"),
+}
+
+
+def support_badge(support: str) -> str:
+    """The label of a support verdict as a coloured badge."""
+    text, background = _SUPPORT_STYLE.get(support, (support, "rgba(128,128,128,0.2)"))
+    return f'<span class="pubmed-rag-support" data-support="{escape(support)}">' + (
+        badge(text, background) + "</span>"
+    )
+
+
+def evidence_html(evidence: Sequence[Evidence], sources: Sequence[Hit]) -> str:
+    """Key evidence: each quote in quotation marks, its section, and its numbered PMID link."""
+    numbers = {hit.pmid: index for index, hit in enumerate(sources, start=1)}
+    items = []
+    for item in evidence:
+        number = numbers.get(item.pmid)
+        label = f"[{number}]" if number else f"[PMID:{item.pmid}]"
+        section = f"{badge(item.section.title())} " if item.section else ""
+        items.append(
+            f'<li class="pubmed-rag-evidence" data-pmid="{escape(item.pmid)}" '
+            'style="margin-bottom:0.35rem">'
+            f"{section}“{escape(item.text)}” "
+            f"{link(pubmed_url(item.pmid), label, f'PMID {item.pmid}')}</li>"
+        )
+    return f'<ul style="padding-left:1.2rem;margin:0">{"".join(items)}</ul>'
+
+
+def sentences_html(sentences: Sequence[AnswerSentence], sources: Sequence[Hit]) -> str:
+    """A checked answer: each sentence with its citations, support badge and the quote."""
+    parts = []
+    for sentence in sentences:
+        quote = ""
+        if sentence.quote:
+            where = f"PMID {sentence.quote_pmid}"
+            quote = (
+                '<div style="font-size:0.85em;opacity:0.8;margin:2px 0 0 1rem">'
+                f"{escape(where)}: “{escape(sentence.quote)}”</div>"
+            )
+        added = badge("citation added by the check") if sentence.attributed else ""
+        parts.append(
+            '<div class="pubmed-rag-sentence" style="margin-bottom:0.5rem">'
+            f"{answer_html(sentence.text, sources)} {support_badge(sentence.support)}{added}"
+            f"{quote}</div>"
+        )
+    return "".join(parts)

@@ -61,8 +61,9 @@ from indexing.index import PublishedIndex, open_store
 # Articles per upsert while building a temporary index: the batch size of real ingestion,
 # which also decides the faiss layout txtai picks (a first batch of <= 5000 vectors: exact).
 from indexing.ingest import UPSERT_BATCH
+from indexing.models import OFFLINE_EMBEDDINGS
 from indexing.settings import Settings, get_settings
-from rag.search import Filters, Hit, SearchResult, prepare_query, search
+from rag.search import Filters, Hit, SearchResult, encode, prepare_query, search
 from rag.service import AnswerService
 from rag.settings import RagSettings
 
@@ -471,6 +472,7 @@ class PubmedqaItem:
     meshes: tuple[str, ...]
     year: int | None
     decision: str
+    long_answer: str = ""
 
     def article(self) -> Article:
         """The record as an indexed article. The conclusion (LONG_ANSWER) is left out, as in
@@ -511,6 +513,7 @@ def load_pubmedqa(data_dir: Path) -> tuple[dict[str, PubmedqaItem], dict[str, st
             meshes=tuple(str(m) for m in row.get("MESHES", [])),
             year=int(year) if year.isdigit() else None,
             decision=str(row.get("final_decision", "")),
+            long_answer=str(row.get("LONG_ANSWER") or ""),
         )
     missing = [pmid for pmid in test if pmid not in items]
     if missing:
@@ -549,7 +552,11 @@ class GoldContextService(AnswerService):
     gold: dict[str, Hit]
 
     def search(
-        self, query: str, filters: Filters | None = None, limit: int | None = None
+        self,
+        query: str,
+        filters: Filters | None = None,
+        limit: int | None = None,
+        index: PublishedIndex | None = None,
     ) -> SearchResult:
         """A one-hit result: the gold abstract of ``query``."""
         text, notices = prepare_query(query, self.rag.max_query_chars)
@@ -588,20 +595,31 @@ def _answer_one(service: AnswerService, question: str) -> dict[str, Any]:
     """Ask and reduce the final event to what the scores need."""
     from rag.service import Answer, Failed
 
+    failed = {"text": "", "abstained": False, "citations": [], "removed": [], "failed": True}
     for event in service.ask(question):
         if isinstance(event, Answer):
             return {
                 "text": event.text,
+                "raw_text": event.raw_text,
                 "abstained": event.abstained,
                 "citations": list(event.citations),
                 "removed": list(event.removed_citations),
+                "context": [hit.pmid for hit in event.context],
+                "sentences": [
+                    {"citations": list(s.citations), "support": s.support, "text": s.text}
+                    for s in event.sentences
+                ],
+                "dropped_sentences": list(event.uncited),
+                "evidence_pmids": [item.pmid for item in event.evidence],
+                "evidence_ms": event.timings.evidence_ms,
                 "first_token_ms": event.timings.first_token_ms,
                 "tokens_per_s": event.timings.tokens_per_s,
+                "prompt_tokens": event.timings.prompt_tokens,
                 "failed": False,
             }
         if isinstance(event, Failed):
-            return {"text": "", "abstained": False, "citations": [], "removed": [], "failed": True}
-    return {"text": "", "abstained": False, "citations": [], "removed": [], "failed": True}
+            return failed
+    return failed
 
 
 class AnswerLog:
@@ -706,6 +724,128 @@ def score_answers(
         else None,
         "first_token_ms_median": round(sorted(ttft)[len(ttft) // 2], 1) if ttft else None,
         "tokens_per_s_median": round(sorted(speeds)[len(speeds) // 2], 2) if speeds else None,
+        **grounding_scores(answers, answered),
+    }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 1) if ordered else None
+
+
+def grounding_scores(
+    answers: Mapping[str, Mapping[str, Any]], answered: Sequence[str]
+) -> dict[str, Any]:
+    """Sentence-level citation and support figures, copies of the demonstration, evidence."""
+    from rag.citations import split_sentences
+    from rag.constraints import copied_spans
+    from rag.prompts import demonstrations
+
+    # The worked example the product used to show: an answer must never copy from it, in the
+    # prompt or not (before the citation grammar, 135M answers copied it word for word).
+    example = demonstrations(True)
+    sentences = cited = 0
+    support: Counter[str] = Counter()
+    copied = 0
+    for pmid in answered:
+        row = answers[pmid]
+        context = set(row.get("context") or [])
+        for sentence in split_sentences(str(row["text"])):
+            sentences += 1
+            tags = set(re.findall(r"\[PMID:(\d+)\]", sentence))
+            cited += int(bool(tags) and tags <= context)
+        support.update(str(s["support"]) for s in row.get("sentences") or [])
+        copied += int(bool(copied_spans(str(row["text"]), example, [])))
+    judged = sum(support.values())
+    evidence_ms = [float(r["evidence_ms"]) for r in answers.values() if r.get("evidence_ms")]
+    prompt_tokens = [float(r["prompt_tokens"]) for r in answers.values() if r.get("prompt_tokens")]
+    return {
+        "answer_sentences": sentences,
+        "sentences_with_valid_citation": round(cited / sentences, 4) if sentences else None,
+        "support": {
+            label: round(support[label] / judged, 4) if judged else None
+            for label in ("supported", "weak", "unsupported")
+        },
+        "copied_from_demonstration": copied,
+        "evidence_ms_median": _median(evidence_ms),
+        "prompt_tokens_median": _median(prompt_tokens),
+    }
+
+
+def evaluate_support(
+    items: Mapping[str, PubmedqaItem],
+    encode: Callable[[Sequence[str]], Any],
+    half: int = 500,
+    embeddings_model: str = OFFLINE_EMBEDDINGS,
+) -> dict[str, Any]:
+    """The support checker on PubMedQA: each conclusion (``LONG_ANSWER``) against its own
+    abstract (supported) and against another abstract (unsupported): a random one and the most
+    similar one (hard). Thresholds are chosen on the first ``half`` questions and checked on
+    the rest; the product's calibrated thresholds are scored on all of them.
+    """
+    import random
+
+    import numpy as np
+
+    from rag.evidence import ArticleSentences, abstract_sentences, unit
+    from rag.support import auc, calibrate, precision_recall, support_scores, thresholds_for
+
+    pmids = [pmid for pmid, item in items.items() if item.long_answer]
+    sentences = [s for p in pmids for s in abstract_sentences(p, items[p].article().abstract_text)]
+    pool = ArticleSentences(tuple(sentences), unit(encode([s.text for s in sentences])))
+    rows: dict[str, list[int]] = {}
+    for row, sentence in enumerate(sentences):
+        rows.setdefault(sentence.pmid, []).append(row)
+    claims = [items[p].long_answer for p in pmids]
+    vectors = unit(encode(claims))
+    centroids = unit(np.stack([pool.vectors[rows[p]].mean(axis=0) for p in pmids]))
+    chooser = random.Random(0)  # noqa: S311 - a fixed sample of pairs, not a secret
+    positive, random_negative, hard_negative = [], [], []
+    for number, pmid in enumerate(pmids):
+        claim = vectors[number : number + 1]
+
+        def score(other: str, number: int = number, claim: Any = claim) -> float:
+            return support_scores(claim, [claims[number]], pool, rows[other])[0][0]
+
+        positive.append(score(pmid))
+        other = pmid
+        while other == pmid:
+            other = pmids[chooser.randrange(len(pmids))]
+        random_negative.append(score(other))
+        similar = centroids @ vectors[number]
+        similar[number] = -2.0
+        hard_negative.append(score(pmids[int(np.argmax(similar))]))
+    chosen = calibrate(positive[:half], hard_negative[:half])
+    product = thresholds_for(embeddings_model)
+
+    def at(threshold: float, negatives: Sequence[float], start: int = 0) -> dict[str, float]:
+        precision, recall = precision_recall(positive[start:], negatives[start:], threshold)
+        return {
+            "threshold": threshold,
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+        }
+
+    return {
+        "pairs": len(pmids),
+        "auc_random_negative": round(auc(positive, random_negative), 4),
+        "auc_hard_negative": round(auc(positive, hard_negative), 4),
+        "chosen_on_first_half": {"supported": chosen[0], "weak": chosen[1]},
+        "held_out_half": {
+            "supported_vs_hard": at(chosen[0], hard_negative, half),
+            "weak_vs_hard": at(chosen[1], hard_negative, half),
+            "supported_vs_random": at(chosen[0], random_negative, half),
+        },
+        "product_thresholds": {
+            "supported_vs_hard": at(product[0], hard_negative),
+            "weak_vs_hard": at(product[1], hard_negative),
+            "supported_vs_random": at(product[0], random_negative),
+        },
+        "median_score": {
+            "own_abstract": round(float(np.median(positive)), 4),
+            "random_abstract": round(float(np.median(random_negative)), 4),
+            "most_similar_other_abstract": round(float(np.median(hard_negative)), 4),
+        },
     }
 
 
@@ -763,17 +903,27 @@ def evaluate_pubmedqa(
             found += 1
             for k in SOURCE_RECALL_KS:
                 recall_hits[k] += int(pmid in ranked[:k])
+        support = evaluate_support(
+            items,
+            lambda texts: encode(index, texts, "data"),
+            half=len(items) // 2,
+            embeddings_model=described["embeddings_model"],
+        )
         retrieval_answers = {
             pmid: log.answer("retrieval", pmid, partial(_answer_one, service, items[pmid].question))
             for pmid in tqdm(answered, unit="q", desc="answers (retrieval)", disable=not progress)
         }
         loaded = service.generator
-    gold = GoldContextService(settings=settings, rag=rag, generator=loaded)
-    gold.gold = {prepare_query(items[p].question)[0]: gold_hit(items[p]) for p in answered}
-    gold_answers = {
-        pmid: log.answer("gold", pmid, partial(_answer_one, gold, items[pmid].question))
-        for pmid in tqdm(answered, unit="q", desc="answers (gold abstract)", disable=not progress)
-    }
+        # The gold setting reads the same temporary index (for the encoder and the abstract's
+        # sentences); only its search is replaced.
+        gold = GoldContextService(settings=tmp_settings, rag=rag, generator=loaded)
+        gold.gold = {prepare_query(items[p].question)[0]: gold_hit(items[p]) for p in answered}
+        gold_answers = {
+            pmid: log.answer("gold", pmid, partial(_answer_one, gold, items[pmid].question))
+            for pmid in tqdm(
+                answered, unit="q", desc="answers (gold abstract)", disable=not progress
+            )
+        }
     subset_truth = {pmid: truth[pmid] for pmid in answered}
     retrieval = score_answers(retrieval_answers, subset_truth)
     retrieval["source_recall"] = {
@@ -783,6 +933,7 @@ def evaluate_pubmedqa(
     return {
         "retrieval": retrieval,
         "gold": score_answers(gold_answers, subset_truth),
+        "support_checker": support,
         "config": {
             "test_questions": len(questions),
             "answered_questions": len(answered),

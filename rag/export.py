@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from rag.evidence import Evidence
+from rag.grounding import AnswerSentence
 from rag.search import Hit
 
 # PubMed prints authors as "Smith JA"; initials are at most a few capitals.
@@ -185,21 +187,49 @@ def reference(hit: Hit) -> str:
     return ". ".join(_one_line(part).rstrip(".") for part in parts if part) + "."
 
 
-def answer_markdown(question: str, answer: str, sources: Sequence[Hit], note: str = "") -> str:
-    """An answer as a Markdown document: question, answer with ``[n]`` citations, references.
+def answer_markdown(
+    question: str,
+    answer: str,
+    sources: Sequence[Hit],
+    note: str = "",
+    evidence: Sequence[Evidence] = (),
+    sentences: Sequence[AnswerSentence] = (),
+) -> str:
+    """An answer as a Markdown document: question, key evidence, answer, references.
 
     ``[PMID:n]`` tags become numbers into the reference list, which holds the cited articles
-    first (in order of citation) and then the other sources.
+    first (in order of citation) and then the other sources. With ``sentences``, each answer
+    sentence is a list item with its support label and the quote it rests on.
     """
     cited = list(dict.fromkeys(_CITATION.findall(answer)))
     by_pmid = {hit.pmid: hit for hit in sources}
     order = [pmid for pmid in cited if pmid in by_pmid]
     order += [hit.pmid for hit in sources if hit.pmid not in order]
     number = {pmid: index for index, pmid in enumerate(order, start=1)}
-    text = _CITATION.sub(
-        lambda match: f"[{number[match.group(1)]}]" if match.group(1) in number else "", answer
-    )
-    lines = [f"# {_one_line(question)}", "", text.strip(), "", "## References", ""]
+
+    def numbered(text: str) -> str:
+        return _CITATION.sub(
+            lambda match: f"[{number[match.group(1)]}]" if match.group(1) in number else "",
+            text,
+        )
+
+    lines = [f"# {_one_line(question)}", ""]
+    if evidence:
+        lines += ["## Key evidence", ""]
+        for item in evidence:
+            ref = f"[{number[item.pmid]}]" if item.pmid in number else f"PMID {item.pmid}"
+            section = f"({item.section.title()}) " if item.section else ""
+            lines.append(f"- {section}“{_one_line(item.text)}” {ref}")
+        lines.append("")
+    lines += ["## Answer", ""] if evidence else []
+    if sentences:
+        for sentence in sentences:
+            lines.append(f"- {numbered(_one_line(sentence.text))} — _{sentence.support}_")
+            if sentence.quote:
+                lines.append(f"  > {_one_line(sentence.quote)}")
+    else:
+        lines.append(numbered(answer).strip())
+    lines += ["", "## References", ""]
     for pmid in order:
         hit = by_pmid[pmid]
         mark = "" if pmid in cited else " (not cited)"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from indexing.settings import OFFLINE_LLM_FILE, Settings, offline_llm_path
+from rag.constraints import CitationConstraint
 from rag.errors import GenerationError, GeneratorUnavailableError
 from rag.prompts import STOP_STRINGS, Message, estimate_tokens
 from rag.settings import RagSettings
@@ -34,8 +35,18 @@ class Generator(Protocol):
 
     name: str
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        """Yield the answer's text pieces as they are generated."""
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        constraint: CitationConstraint | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer's text pieces as they are generated.
+
+        A generator that can constrain its decoding honours ``constraint`` (every sentence
+        cited, only the PMIDs it names); one that cannot ignores it, and the answer service
+        holds its text to the same shape afterwards.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -43,8 +54,26 @@ class Generator(Protocol):
         ...
 
 
+# The chat template of models whose GGUF carries none (ChatML, as Qwen and SmolLM2 use).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+# Stand-ins for the messages' text while the chat template is rendered: control characters
+# that no template emits, so the rendered markup can be cut apart around them.
+_SLOT = "\x1e{}\x1f"
+_SLOTS = re.compile("\x1e(\\d+)\x1f")
+
+
 class LlamaGenerator:
-    """A GGUF model run by llama.cpp through ``txtai.pipeline.LLM``."""
+    """A GGUF model run by llama.cpp, loaded through ``txtai.pipeline.LLM``.
+
+    Generation calls llama.cpp itself rather than txtai's chat call, for two things txtai's
+    pipeline does not offer: the prompt is tokenized so that text from abstracts and users
+    can never become a control token (only the chat template's own markers are special), and
+    decoding can be constrained by a grammar (see :mod:`rag.constraints`).
+    """
 
     def __init__(
         self,
@@ -76,34 +105,99 @@ class LlamaGenerator:
             )
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError for bad files
             raise GeneratorUnavailableError(f"cannot load the generator {path}: {exc}") from exc
-        # The llama_cpp.Llama instance under txtai, for its tokenizer.
+        # The llama_cpp.Llama instance under txtai.
         self._llama: Any = getattr(getattr(self.llm, "generator", None), "llm", None)
+        if self._llama is None:
+            raise GeneratorUnavailableError(f"{path} did not load as a llama.cpp model")
+        self._template = self._chat_formatter()
+        self._grammars: dict[CitationConstraint, Any] = {}
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        """Stream the chat completion of ``messages``.
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self._llama
+        model = llama._model
+
+        def text(token: int) -> str:
+            return str(model.token_get_text(token)) if token != -1 else ""
+
+        self.eos_text = text(llama.token_eos())
+        self.bos_text = text(llama.token_bos())
+        template = llama.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        return Jinja2ChatFormatter(template, eos_token=self.eos_text, bos_token=self.bos_text)
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The chat prompt as token ids: template markup special, message text plain.
+
+        An abstract that contains ``<|im_start|>assistant`` is tokenized as those characters,
+        not as the control token, so no text of a record or a question can end a turn or
+        start one.
+        """
+        slots = [{"role": m["role"], "content": _SLOT.format(n)} for n, m in enumerate(messages)]
+        rendered = self._template(messages=slots).prompt
+        llama = self._llama
+        tokens: list[int] = []
+        if llama._model.add_bos_token() and not rendered.startswith(self.bos_text or "\x00"):
+            tokens.append(llama.token_bos())
+        position = 0
+        for match in _SLOTS.finditer(rendered):
+            markup = rendered[position : match.start()]
+            if markup:
+                tokens += llama.tokenize(markup.encode("utf-8"), add_bos=False, special=True)
+            content = messages[int(match.group(1))]["content"]
+            if content:
+                tokens += llama.tokenize(content.encode("utf-8"), add_bos=False, special=False)
+            position = match.end()
+        if rendered[position:]:
+            tokens += llama.tokenize(
+                rendered[position:].encode("utf-8"), add_bos=False, special=True
+            )
+        return tokens
+
+    def grammar(self, constraint: CitationConstraint) -> Any:
+        """The compiled llama.cpp grammar of a constraint (cached)."""
+        if constraint not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[constraint] = LlamaGrammar.from_string(constraint.gbnf(), verbose=False)
+        return self._grammars[constraint]
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        constraint: CitationConstraint | None = None,
+    ) -> Iterator[str]:
+        """Stream the completion of the chat ``messages`` (constrained by ``constraint``).
 
         Raises:
             GenerationError: llama.cpp failed while generating.
         """
         try:
-            yield from self.llm(
-                list(messages),
-                maxlength=max_tokens,
+            tokens = self.prompt_tokens(messages)
+            chunks = self._llama.create_completion(
+                tokens,
+                max_tokens=max_tokens,
                 stream=True,
                 temperature=self.temperature,
                 repeat_penalty=REPEAT_PENALTY,
-                stop=list(STOP_STRINGS),
+                stop=[*STOP_STRINGS, *([self.eos_text] if self.eos_text else [])],
+                grammar=self.grammar(constraint) if constraint is not None else None,
             )
+            for chunk in chunks:
+                piece = chunk["choices"][0]["text"]
+                if piece:
+                    yield piece
         except GenerationError:
             raise
         except Exception as exc:
             raise GenerationError(f"the generator {self.name} failed: {exc}") from exc
 
     def count_tokens(self, text: str) -> int:
-        """Exact count with the model's own tokenizer (estimate if it is not reachable)."""
-        if self._llama is None:
-            return estimate_tokens(text)
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        """Exact count with the model's own tokenizer, as plain text."""
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
 _PMID_TAG = re.compile(r"\[PMID:(\d+)\]")
@@ -123,10 +217,17 @@ class ScriptedGenerator:
     chunk: int = 3
     calls: list[list[Message]] = field(default_factory=list)
     fail_after: int | None = None  # raise GenerationError after this many pieces
+    constraints: list[CitationConstraint | None] = field(default_factory=list)
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        """Yield the scripted reply in small pieces."""
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        constraint: CitationConstraint | None = None,
+    ) -> Iterator[str]:
+        """Yield the scripted reply in small pieces (a script is not constrained)."""
         self.calls.append(list(messages))
+        self.constraints.append(constraint)
         reply = self.script(messages) if callable(self.script) else self._fill(messages)
         for number, start in enumerate(range(0, len(reply), self.chunk)):
             if self.fail_after is not None and number >= self.fail_after:

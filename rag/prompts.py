@@ -1,7 +1,9 @@
 """Prompts as named constants, and the context budget that decides which passages fit.
 
-Passages are tagged with their PMID (``[PMID:12345] Title (2021). passage``) so that the model
-cites the identifier the user can open, and the citation check can map it back.
+The generator writes from the key evidence (:mod:`rag.evidence`): quoted sentences, each
+tagged with its PMID (``- sentence [PMID:12345]``), so that the model cites the identifier the
+user can open and the citation check can map it back. Whole passages can follow
+(``PUBMED_RAG_PROMPT_PASSAGES``) when the window allows.
 """
 
 from __future__ import annotations
@@ -11,27 +13,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from string import Formatter
 
+from rag.evidence import Evidence
 from rag.search import Hit
 
+# The system message comes first and never changes between questions, so llama.cpp reuses its
+# evaluated tokens from one answer to the next (prompt caching of the fixed prefix).
 SYSTEM_PROMPT = (
-    "You are a careful biomedical research assistant. You answer only from the PubMed "
-    "passages you are given, never from memory. Every sentence that states a finding ends "
-    "with the PMID tag of the passage it comes from, written exactly like [PMID:12345]. "
-    "If the passages do not answer the question, say so in one sentence."
+    "You are a careful biomedical research assistant. Answer the question only from the "
+    "PubMed evidence you are given, never from memory, in one to three sentences. End every "
+    "sentence with the PMID tag of the evidence it rests on, written like [PMID:12345]. If "
+    "the evidence does not answer the question, say so."
 )
 
-ANSWER_PROMPT = (
-    "Passages from PubMed:\n\n{passages}\n\n"
-    "Question: {question}\n\n"
-    "Answer in at most five sentences, using only these passages. Cite each claim with the "
-    "PMID tag of its passage, e.g. [PMID:{example_pmid}]."
-)
+ANSWER_PROMPT = "Evidence from PubMed:\n{evidence}\n\n{passages}Question: {question}"
 
+# One quoted evidence sentence. The tag comes last, where an answer sentence puts it.
+EVIDENCE_TEMPLATE = "- {text} [PMID:{pmid}]"
+
+# Whole passages, when PUBMED_RAG_PROMPT_PASSAGES is on and the budget allows.
 PASSAGE_TEMPLATE = "[PMID:{pmid}] {title}{year}\n{passage}"
+PASSAGES_HEADING = "Abstracts:\n\n"
 
 ABSTAIN_TEXT = (
     "The indexed literature does not answer this question: no passage was relevant enough "
-    "to ground an answer. The closest articles are listed below."
+    "to ground an answer. The closest evidence and articles are listed below."
+)
+
+UNGROUNDED_TEXT = (
+    "The generated answer could not be grounded in the sources, so it is not shown. The key "
+    "evidence above is what the indexed articles say."
 )
 
 NO_HITS_TEXT = (
@@ -39,14 +49,14 @@ NO_HITS_TEXT = (
     "articles (check the filters)."
 )
 
-# A worked example shown to the generator as a previous turn. Small models (SmolLM2-135M in
-# offline mode) ignore a citation instruction but copy a demonstrated pattern. Its PMID is not
-# a real record and is never in the context, so a copied example citation is removed.
+# An optional worked example shown to the generator as a previous turn
+# (PUBMED_RAG_EXAMPLE_TURN, off by default: the citation grammar makes it unnecessary). Its
+# PMID is not a real record and is never in the context, and any phrase an answer copies
+# from it is removed before the reader sees it (rag.constraints.copied_spans).
 EXAMPLE_PMID = "10000001"
-EXAMPLE_PASSAGE = (
-    f"[PMID:{EXAMPLE_PMID}] Vitamin D supplementation and fractures in older women (2019)\n"
+EXAMPLE_EVIDENCE = (
     "In a randomized trial of 2,000 women over 70, daily vitamin D did not reduce fractures "
-    "compared with placebo."
+    "compared with placebo"
 )
 EXAMPLE_QUESTION = "Does vitamin D prevent fractures in older women?"
 EXAMPLE_ANSWER = (
@@ -56,16 +66,18 @@ EXAMPLE_ANSWER = (
 
 # Where a model that has stopped answering starts to echo the prompt's own structure (small
 # models do: the next passage block, the question line): generation stops there.
-STOP_STRINGS = ("\n\n[PMID:", "\nQuestion:", "\nPassages from PubMed")
+STOP_STRINGS = ("\n\n[PMID:", "\nQuestion:", "\nEvidence from PubMed", "\nAbstracts:")
 
 # Placeholders each template must contain; checked when settings load.
 REQUIRED_PLACEHOLDERS: dict[str, frozenset[str]] = {
-    "answer_prompt": frozenset({"passages", "question"}),
+    "answer_prompt": frozenset({"evidence", "question"}),
     "passage_template": frozenset({"pmid", "passage"}),
+    "evidence_template": frozenset({"pmid", "text"}),
 }
 ALLOWED_PLACEHOLDERS: dict[str, frozenset[str]] = {
-    "answer_prompt": frozenset({"passages", "question", "example_pmid"}),
+    "answer_prompt": frozenset({"evidence", "passages", "question", "example_pmid"}),
     "passage_template": frozenset({"pmid", "title", "year", "journal", "passage"}),
+    "evidence_template": frozenset({"pmid", "text", "section"}),
 }
 
 # Tokens a chat template adds around each message, plus slack for the generation prompt;
@@ -115,15 +127,28 @@ def format_passage(hit: Hit, passage: str | None = None, template: str = PASSAGE
     )
 
 
+def format_evidence(item: Evidence, template: str = EVIDENCE_TEMPLATE) -> str:
+    """One evidence line of the prompt."""
+    text = item.text.strip().rstrip(".")
+    return template.format(pmid=item.pmid, text=text, section=item.section)
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The passages chosen for a prompt, and what the budget left out."""
+    """What the prompt holds: evidence lines, passages that fit, and what the budget left out."""
 
-    hits: tuple[Hit, ...]
-    blocks: tuple[str, ...]
+    hits: tuple[Hit, ...]  # the articles the prompt names (the only PMIDs an answer may cite)
+    blocks: tuple[str, ...]  # whole passages (only with prompt_passages)
     dropped: tuple[Hit, ...]
     truncated: bool
     prompt_tokens: int
+    evidence: tuple[str, ...] = ()  # formatted evidence lines, grouped by article
+
+
+def group_evidence(evidence: Sequence[Evidence], hits: Sequence[Hit]) -> list[Evidence]:
+    """Evidence grouped by article in ranking order, best sentence first within an article."""
+    rank = {hit.pmid: number for number, hit in enumerate(hits)}
+    return sorted(evidence, key=lambda item: (rank.get(item.pmid, len(rank)), -item.score))
 
 
 def fit_context(
@@ -135,25 +160,31 @@ def fit_context(
     system_prompt: str = SYSTEM_PROMPT,
     answer_prompt: str = ANSWER_PROMPT,
     passage_template: str = PASSAGE_TEMPLATE,
-    example: bool = True,
+    example: bool = False,
+    evidence: Sequence[Evidence] = (),
+    evidence_template: str = EVIDENCE_TEMPLATE,
+    passages: bool = False,
 ) -> Context:
-    """Choose the passages that fit ``n_ctx`` with the question and the answer.
+    """Choose what fits ``n_ctx`` with the question and the answer.
 
-    Hits come best first; the weakest are dropped first. If even the best passage does not
-    fit, it is cut on word bounds rather than answering without context.
+    The evidence always goes in (it is a few sentences); without evidence, or with
+    ``passages``, whole passages follow, best first, the weakest dropped first. If even the
+    best passage does not fit, it is cut on word bounds rather than answering without context.
 
     Raises:
         ValueError: the question and the answer alone do not fit the window.
     """
+    grouped = group_evidence(evidence, hits)
+    lines = tuple(format_evidence(item, evidence_template) for item in grouped)
     fixed = (
         count_tokens(system_prompt)
-        + count_tokens(render_prompt(answer_prompt, question, [], "0"))
+        + count_tokens(render_prompt(answer_prompt, question, [], "0", lines))
         + 2 * MESSAGE_OVERHEAD_TOKENS
         + SAFETY_TOKENS
         + (
             sum(
                 count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS
-                for m in example_turn(answer_prompt)
+                for m in example_turn(answer_prompt, evidence_template)
             )
             if example
             else 0
@@ -165,11 +196,12 @@ def fit_context(
             f"the question and a {max_answer_tokens}-token answer do not fit n_ctx={n_ctx}; "
             "raise PUBMED_RAG_N_CTX or lower PUBMED_RAG_MAX_ANSWER_TOKENS"
         )
+    in_evidence = {item.pmid for item in grouped}
     chosen: list[Hit] = []
     blocks: list[str] = []
     truncated = False
-    used = 0
-    for rank, hit in enumerate(hits):
+    used = count_tokens(PASSAGES_HEADING) if passages or not lines else 0
+    for rank, hit in enumerate(hits if passages or not lines else ()):
         block = format_passage(hit, template=passage_template)
         cost = count_tokens(block) + 2  # the blank line between blocks
         if used + cost <= budget:
@@ -177,7 +209,7 @@ def fit_context(
             blocks.append(block)
             used += cost
         elif rank == 0:
-            block = _shorten(hit, budget, count_tokens, passage_template)
+            block = _shorten(hit, budget - used, count_tokens, passage_template)
             if block:
                 chosen.append(hit)
                 blocks.append(block)
@@ -186,8 +218,9 @@ def fit_context(
             break
         else:
             break  # ranks are monotone: a weaker passage after one that did not fit is dropped
-    dropped = tuple(hit for hit in hits if hit not in chosen)
-    return Context(tuple(chosen), tuple(blocks), dropped, truncated, fixed + used)
+    named = [hit for hit in hits if hit.pmid in in_evidence or hit in chosen]
+    dropped = tuple(hit for hit in hits if hit not in named)
+    return Context(tuple(named), tuple(blocks), dropped, truncated, fixed + used, lines)
 
 
 def _shorten(
@@ -205,24 +238,40 @@ def _shorten(
     return format_passage(hit, " ".join(words[:low]) + " …", passage_template) if low else ""
 
 
-def render_prompt(answer_prompt: str, question: str, blocks: Sequence[str], example: str) -> str:
-    """The user message: passages, question and instructions."""
+def render_prompt(
+    answer_prompt: str,
+    question: str,
+    blocks: Sequence[str],
+    example: str,
+    evidence: Sequence[str] = (),
+) -> str:
+    """The user message: evidence, passages (if any), question."""
+    passages = PASSAGES_HEADING + "\n\n".join(blocks) + "\n\n" if blocks else ""
     return answer_prompt.format(
-        passages="\n\n".join(blocks), question=question.strip(), example_pmid=example
+        evidence="\n".join(evidence) if evidence else "(none)",
+        passages=passages,
+        question=question.strip(),
+        example_pmid=example,
     )
 
 
-def example_turn(answer_prompt: str = ANSWER_PROMPT) -> list[Message]:
+def example_turn(
+    answer_prompt: str = ANSWER_PROMPT, evidence_template: str = EVIDENCE_TEMPLATE
+) -> list[Message]:
     """The worked example as a user turn and the assistant's cited answer."""
+    line = evidence_template.format(pmid=EXAMPLE_PMID, text=EXAMPLE_EVIDENCE, section="RESULTS")
     return [
         {
             "role": "user",
-            "content": render_prompt(
-                answer_prompt, EXAMPLE_QUESTION, [EXAMPLE_PASSAGE], EXAMPLE_PMID
-            ),
+            "content": render_prompt(answer_prompt, EXAMPLE_QUESTION, [], EXAMPLE_PMID, [line]),
         },
         {"role": "assistant", "content": EXAMPLE_ANSWER},
     ]
+
+
+def demonstrations(example: bool) -> tuple[str, ...]:
+    """Texts of the prompt's demonstrations, which no answer may copy from."""
+    return (EXAMPLE_ANSWER, EXAMPLE_EVIDENCE, EXAMPLE_QUESTION) if example else ()
 
 
 def build_messages(
@@ -230,16 +279,19 @@ def build_messages(
     context: Context,
     system_prompt: str = SYSTEM_PROMPT,
     answer_prompt: str = ANSWER_PROMPT,
-    example: bool = True,
+    example: bool = False,
+    evidence_template: str = EVIDENCE_TEMPLATE,
 ) -> list[Message]:
-    """Chat messages: the system rules, the worked example (optional), passages and question."""
+    """Chat messages: the system rules, the worked example (optional), evidence and question."""
     example_pmid = context.hits[0].pmid if context.hits else "12345"
     return [
         {"role": "system", "content": system_prompt},
-        *(example_turn(answer_prompt) if example else []),
+        *(example_turn(answer_prompt, evidence_template) if example else []),
         {
             "role": "user",
-            "content": render_prompt(answer_prompt, question, context.blocks, example_pmid),
+            "content": render_prompt(
+                answer_prompt, question, context.blocks, example_pmid, context.evidence
+            ),
         },
     ]
 

@@ -18,9 +18,11 @@ of the same query and says nothing across queries.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from indexing.article import DOI_URL, PUBMED_URL, join_list, split_list
 from indexing.index import IndexNotFoundError, IndexReader, PublishedIndex
@@ -345,3 +347,40 @@ def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
         bm25_score=bm25,
         languages=tuple(split_list(row.get("lang"))),
     )
+
+
+def article_texts(
+    source: IndexReader | PublishedIndex | _Searchable, pmids: Iterable[str], limit: int = 400
+) -> dict[str, str]:
+    """The indexed abstract of each PMID (its passages in order, without the title).
+
+    PMIDs go into bound parameters; at most ``limit`` passages are read in all.
+    """
+    wanted = [pmid for pmid in dict.fromkeys(pmids) if pmid]
+    if not wanted:
+        return {}
+    index = _published(source)
+    names = [f"p{number}" for number in range(len(wanted))]
+    where = " OR ".join(f"pmid = :{name}" for name in names)
+    sql = f"SELECT id, text, title, pmid, passage FROM txtai WHERE {where}"
+    rows = index.search(sql, limit, dict(zip(names, wanted, strict=True)))
+    parts: dict[str, list[tuple[int, str]]] = {}
+    for row in rows:
+        title = str(row.get("title") or "")
+        text = str(row.get("text") or "")
+        body = text[len(title) :].lstrip("\n") if title and text.startswith(title) else text
+        parts.setdefault(str(row["pmid"]), []).append((int(row.get("passage") or 0), body))
+    return {
+        pmid: "\n".join(body for _, body in sorted(parts[pmid])) for pmid in wanted if pmid in parts
+    }
+
+
+def encode(
+    source: IndexReader | PublishedIndex | _Searchable, texts: Sequence[str], category: str
+) -> np.ndarray:
+    """Vectors of ``texts`` by the index's own encoder (``category``: ``query`` or ``data``)."""
+    index = _published(source)
+    if index.embeddings is None or not texts:
+        return np.zeros((0, int(index.manifest.dimensions or 1)), dtype=np.float32)
+    with index.lock:
+        return np.asarray(index.embeddings.batchtransform(list(texts), category), np.float32)

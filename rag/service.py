@@ -2,10 +2,14 @@
 
 ``AnswerService.ask`` is the one streaming API the app and the CLI use. It yields, in order:
 
-1. :class:`Sources` — everything retrieved and the passages chosen for the prompt;
-2. :class:`Token` — answer text as it is generated (citations already checked);
-3. :class:`Answer` — the final answer; or :class:`Failed` if the generator broke (the sources
-   of step 1 stay valid and can be shown).
+1. :class:`Sources` — everything retrieved;
+2. :class:`KeyEvidence` — the sentences of the top articles that answer the question, quoted
+   (before any generation: faithful by construction, and useful without a generator);
+3. :class:`Token` — answer text as it is generated from that evidence, its decoding
+   constrained so that every sentence cites a PMID of the prompt (citations also checked);
+4. :class:`Answer` — the final answer, each sentence cited and labelled supported / weak /
+   unsupported against the abstracts it cites; or :class:`Failed` if the generator broke (the
+   sources and evidence stay valid and can be shown).
 
 Search errors (empty query, no index) are raised before anything is yielded.
 """
@@ -15,17 +19,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from indexing.index import IndexReader
+import numpy as np
+
+from indexing.index import IndexReader, PublishedIndex
 from indexing.settings import Settings, get_settings
 from rag import prompts
-from rag.citations import CitationFilter, RepetitionGuard, uncited_sentences
+from rag.citations import CitationFilter, RepetitionGuard
+from rag.constraints import CitationConstraint
 from rag.errors import GenerationError
+from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_evidence, unit
 from rag.generation import Generator, generator_name, load_generator
-from rag.search import Filters, Hit, SearchResult, search
+from rag.grounding import AnswerSentence, Grounded, ground_answer
+from rag.search import Filters, Hit, SearchResult, article_texts, encode, search
 from rag.settings import RagSettings, get_rag_settings
+from rag.support import thresholds_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,8 @@ class Timings:
     total_ms: float = 0.0
     load_ms: float = 0.0  # loading the generator, when this answer had to
     generated_tokens: int = 0
+    evidence_ms: float | None = None  # from the question to the key evidence
+    prompt_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, rounded."""
@@ -50,6 +62,8 @@ class Timings:
             "total_ms": round(self.total_ms, 1),
             "load_ms": round(self.load_ms, 1),
             "generated_tokens": self.generated_tokens,
+            "evidence_ms": None if self.evidence_ms is None else round(self.evidence_ms, 1),
+            "prompt_tokens": self.prompt_tokens,
         }
 
 
@@ -66,6 +80,14 @@ class Sources:
     def hits(self) -> tuple[Hit, ...]:
         """All retrieved articles, best first."""
         return self.result.hits
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvidence:
+    """Second event: quoted sentences of the top articles that bear on the question."""
+
+    evidence: tuple[Evidence, ...]
+    elapsed_ms: float  # from the question to this event
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +114,17 @@ class Answer:
     index_version: str
     raw_text: str = ""  # what the generator wrote, before the check
     notices: tuple[str, ...] = ()
-    uncited: tuple[str, ...] = ()  # sentences that state something and cite no passage
+    uncited: tuple[str, ...] = ()  # sentences the check took out (they cited nothing usable)
+    evidence: tuple[Evidence, ...] = ()
+    sentences: tuple[AnswerSentence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape: ``answer``, ``citations``, ``sources``, ``abstained``, ``timings``…"""
+        """The ``--json`` shape: ``answer``, ``evidence``, ``sentences``, ``sources``…"""
         return {
             "question": self.question,
             "answer": self.text,
+            "evidence": [item.to_dict() for item in self.evidence],
+            "sentences": [sentence.to_dict() for sentence in self.sentences],
             "citations": list(self.citations),
             "removed_citations": list(self.removed_citations),
             "uncited_sentences": list(self.uncited),
@@ -119,6 +145,7 @@ class Failed:
     error: GenerationError
     sources: tuple[Hit, ...]
     timings: Timings
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def message(self) -> str:
@@ -126,7 +153,7 @@ class Failed:
         return str(self.error)
 
 
-Event = Sources | Token | Answer | Failed
+Event = Sources | KeyEvidence | Token | Answer | Failed
 
 
 @dataclass
@@ -168,12 +195,16 @@ class AnswerService:
         return self.generator
 
     def search(
-        self, query: str, filters: Filters | None = None, limit: int | None = None
+        self,
+        query: str,
+        filters: Filters | None = None,
+        limit: int | None = None,
+        index: PublishedIndex | None = None,
     ) -> SearchResult:
         """Hybrid search of the published index (see :func:`rag.search.search`)."""
         assert self.reader is not None
         return search(
-            self.reader,
+            index or self.reader,
             query,
             filters,
             limit or self.rag.search_limit,
@@ -182,6 +213,41 @@ class AnswerService:
             max_query_chars=self.rag.max_query_chars,
         )
 
+    def published(self) -> PublishedIndex:
+        """The published version answers are read from (one per question).
+
+        Raises:
+            IndexMissingError: nothing has been published yet.
+        """
+        from rag.search import _published
+
+        assert self.reader is not None
+        return _published(self.reader)
+
+    def evidence(
+        self, index: PublishedIndex, result: SearchResult
+    ) -> tuple[ArticleSentences, list[Evidence]]:
+        """The sentences of the top ``top_k`` articles, encoded, and the key evidence in them."""
+        top = result.hits[: self.rag.top_k]
+        if not top or index.embeddings is None:
+            return ArticleSentences((), np.zeros((0, 1), np.float32)), []
+        texts = article_texts(index, [hit.pmid for hit in top])
+        for hit in top:  # a record the search found but whose rows could not be read back
+            texts.setdefault(hit.pmid, hit.passage)
+        pool = collect_sentences(
+            texts, lambda batch, category: encode(index, batch, category), [h.pmid for h in top]
+        )
+        question = unit(encode(index, [result.query], "query"))
+        chosen = select_evidence(
+            result.query,
+            question,
+            pool,
+            {hit.pmid: hit.score for hit in top},
+            limit=self.rag.evidence_sentences,
+            per_article=self.rag.evidence_per_article,
+        )
+        return pool, chosen
+
     def ask(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
         """Answer a question from the index, streaming; see the module docstring for events.
 
@@ -189,27 +255,54 @@ class AnswerService:
             SearchError: empty question, no index, empty index (before any event).
         """
         started = time.perf_counter()
-        result = self.search(question, filters)
+        index = self._index_for(question)
+        result = self.search(question, filters, index=index)
         notices = list(result.notices)
         threshold = self.rag.threshold_for(result.embeddings_model)
-        if not result.hits or result.best_dense < threshold:
-            yield Sources(result, (), True, tuple(notices))
-            yield self._abstain(result, started, notices)
+        abstaining = not result.hits or result.best_dense < threshold
+        yield Sources(result, (), abstaining, tuple(notices))
+        pool, evidence = self.evidence(index, result)
+        evidence_ms = (time.perf_counter() - started) * 1000
+        yield KeyEvidence(tuple(evidence), evidence_ms)
+        if abstaining:
+            yield self._abstain(result, started, notices, tuple(evidence), evidence_ms)
             return
         load_started = time.perf_counter()
         try:
             generator = self.load_generator()
             load_ms = (time.perf_counter() - load_started) * 1000
-            context = self._fit(result, generator, notices)
+            context = self._fit(result, generator, notices, evidence)
         except GenerationError as exc:
-            yield Sources(result, (), False, tuple(notices))
-            yield Failed(exc, result.hits, self._timings(result, started))
+            yield Failed(
+                exc, result.hits, self._timings(result, started, evidence_ms), tuple(evidence)
+            )
             return
-        yield Sources(result, context.hits, False, tuple(notices))
-        yield from self._generate(result, generator, context, started, load_ms, notices)
+        yield from self._generate(
+            result,
+            generator,
+            context,
+            started,
+            load_ms,
+            notices,
+            index,
+            pool,
+            evidence,
+            evidence_ms,
+        )
+
+    def _index_for(self, question: str) -> PublishedIndex:
+        """The published version for one question (an empty question fails first)."""
+        from rag.search import prepare_query
+
+        prepare_query(question, self.rag.max_query_chars)
+        return self.published()
 
     def _fit(
-        self, result: SearchResult, generator: Generator, notices: list[str]
+        self,
+        result: SearchResult,
+        generator: Generator,
+        notices: list[str],
+        evidence: list[Evidence],
     ) -> prompts.Context:
         try:
             context = prompts.fit_context(
@@ -222,10 +315,13 @@ class AnswerService:
                 self.rag.answer_prompt,
                 self.rag.passage_template,
                 self.rag.example_turn,
+                evidence,
+                self.rag.evidence_template,
+                self.rag.prompt_passages,
             )
         except ValueError as exc:
             raise GenerationError(str(exc)) from exc
-        if context.dropped:
+        if context.dropped and (self.rag.prompt_passages or not evidence):
             notices.append(
                 f"{len(context.dropped)} weaker passage(s) left out to fit the "
                 f"{self.rag.n_ctx}-token window"
@@ -242,6 +338,10 @@ class AnswerService:
         started: float,
         load_ms: float,
         notices: list[str],
+        index: PublishedIndex,
+        pool: ArticleSentences,
+        evidence: list[Evidence],
+        evidence_ms: float,
     ) -> Iterator[Event]:
         messages = prompts.build_messages(
             result.query,
@@ -249,15 +349,22 @@ class AnswerService:
             self.rag.system_prompt,
             self.rag.answer_prompt,
             self.rag.example_turn,
+            self.rag.evidence_template,
         )
-        checker = CitationFilter([hit.pmid for hit in context.hits])
+        context_pmids = [hit.pmid for hit in context.hits]
+        constraint = (
+            CitationConstraint(tuple(context_pmids), self.rag.max_answer_sentences)
+            if self.rag.constrain_citations and context_pmids
+            else None
+        )
+        checker = CitationFilter(context_pmids)
         guard = RepetitionGuard()
         raw: list[str] = []
         shown: list[str] = []
         first_token: float | None = None
         try:
             with self._generate_lock:
-                for piece in generator.stream(messages, self.rag.max_answer_tokens):
+                for piece in generator.stream(messages, self.rag.max_answer_tokens, constraint):
                     if first_token is None:
                         first_token = time.perf_counter()
                     raw.append(piece)
@@ -273,14 +380,19 @@ class AnswerService:
                 if isinstance(exc, GenerationError)
                 else GenerationError(f"the generator {generator.name} failed: {exc}")
             )
-            yield Failed(error, result.hits, self._timings(result, started, load_ms=load_ms))
+            yield Failed(
+                error,
+                result.hits,
+                self._timings(result, started, evidence_ms, load_ms=load_ms),
+                tuple(evidence),
+            )
             return
         tail = checker.feed(guard.finish()) + checker.finish()
         if tail.strip():
             yield Token(tail)
         shown.append(tail)
         raw_text = "".join(raw)
-        text = "".join(shown).strip()
+        grounded = self._ground("".join(shown).strip(), context_pmids, index, pool, result)
         if guard.stopped:
             notices.append("the model began to repeat itself; the answer was cut there")
         if checker.removed:
@@ -288,32 +400,46 @@ class AnswerService:
                 "removed citations of articles that were not given to the model: "
                 + ", ".join(checker.removed)
             )
-        uncited = tuple(uncited_sentences(text))
-        if uncited and not checker.cited:
-            notices.append("the answer cites none of the sources: do not rely on it")
-        elif uncited:
-            notices.append(
-                f"{len(uncited)} sentence(s) of the answer cite no source: read them as the "
-                "model's words, not the literature's"
-            )
+        notices.extend(_dropped_notices(grounded))
+        text = grounded.text or prompts.UNGROUNDED_TEXT
         by_pmid = {hit.pmid: hit for hit in result.hits}
+        timings = self._generation_timings(
+            result, generator, raw_text, started, first_token, load_ms
+        )
         yield Answer(
             question=result.query,
             text=text,
-            citations=tuple(checker.cited),
-            cited=tuple(by_pmid[pmid] for pmid in checker.cited),
+            citations=grounded.citations,
+            cited=tuple(by_pmid[pmid] for pmid in grounded.citations if pmid in by_pmid),
             sources=result.hits,
             context=context.hits,
             removed_citations=tuple(checker.removed),
             abstained=False,
-            timings=self._generation_timings(
-                result, generator, raw_text, started, first_token, load_ms
-            ),
+            timings=replace(timings, evidence_ms=evidence_ms, prompt_tokens=context.prompt_tokens),
             model=generator.name,
             index_version=result.index_version,
             raw_text=raw_text,
             notices=tuple(notices),
-            uncited=uncited,
+            uncited=tuple(sentence for sentence, _ in grounded.dropped),
+            evidence=tuple(evidence),
+            sentences=grounded.sentences,
+        )
+
+    def _ground(
+        self,
+        text: str,
+        context_pmids: list[str],
+        index: PublishedIndex,
+        pool: ArticleSentences,
+        result: SearchResult,
+    ) -> Grounded:
+        return ground_answer(
+            text,
+            context_pmids,
+            pool,
+            lambda claims: encode(index, claims, "data"),
+            thresholds_for(result.embeddings_model),
+            prompts.demonstrations(self.rag.example_turn),
         )
 
     @staticmethod
@@ -353,7 +479,14 @@ class AnswerService:
                 raise event.error
         raise GenerationError("the answer stream ended without an answer")  # pragma: no cover
 
-    def _abstain(self, result: SearchResult, started: float, notices: list[str]) -> Answer:
+    def _abstain(
+        self,
+        result: SearchResult,
+        started: float,
+        notices: list[str],
+        evidence: tuple[Evidence, ...] = (),
+        evidence_ms: float | None = None,
+    ) -> Answer:
         text = prompts.ABSTAIN_TEXT if result.hits else prompts.NO_HITS_TEXT
         return Answer(
             question=result.query,
@@ -364,16 +497,34 @@ class AnswerService:
             context=(),
             removed_citations=(),
             abstained=True,
-            timings=self._timings(result, started),
+            timings=self._timings(result, started, evidence_ms),
             model=self.model_name,
             index_version=result.index_version,
             notices=tuple(notices),
+            evidence=evidence,
         )
 
     @staticmethod
-    def _timings(result: SearchResult, started: float, load_ms: float = 0.0) -> Timings:
+    def _timings(
+        result: SearchResult,
+        started: float,
+        evidence_ms: float | None = None,
+        load_ms: float = 0.0,
+    ) -> Timings:
         return Timings(
             retrieval_ms=result.elapsed_ms,
             total_ms=(time.perf_counter() - started) * 1000,
             load_ms=load_ms,
+            evidence_ms=evidence_ms,
         )
+
+
+def _dropped_notices(grounded: Grounded) -> list[str]:
+    """One notice per reason sentences were taken out of the answer."""
+    reasons: dict[str, int] = {}
+    for _, reason in grounded.dropped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return [
+        f"{count} sentence(s) of the generated answer were left out: {reason}"
+        for reason, count in reasons.items()
+    ]

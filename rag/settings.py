@@ -91,15 +91,36 @@ class RagSettings(BaseSettings):
         None, ge=1, le=512, description="CPU threads for generation; unset = all CPU cores."
     )
     example_turn: bool = Field(
+        False,
+        description="Show the generator a worked example (question, evidence, cited answer) before the real question. Off: the citation grammar makes it unnecessary; any phrase an answer copies from it is removed.",
+    )
+    constrain_citations: bool = Field(
         True,
-        description="Show the generator a worked example (question, passage, cited answer) before the real question; small models cite only when shown how.",
+        description="Constrain decoding (a llama.cpp grammar) so that every answer sentence ends with a [PMID:n] tag of an article in the prompt.",
+    )
+    max_answer_sentences: int = Field(
+        4, ge=1, le=12, description="Most sentences a constrained answer may have."
+    )
+    evidence_sentences: int = Field(
+        6, ge=1, le=30, description="Key-evidence sentences quoted from the top articles."
+    )
+    evidence_per_article: int = Field(
+        2, ge=1, le=10, description="Most key-evidence sentences from one article."
+    )
+    prompt_passages: bool = Field(
+        False,
+        description="Give the generator the top passages as well as the key evidence, as the window allows (longer prompts: later first words).",
+    )
+    evidence_template: str = Field(
+        prompts.EVIDENCE_TEMPLATE,
+        description="How each evidence sentence is shown to the generator; needs {pmid} and {text}, may use {section}.",
     )
     system_prompt: str = Field(
         prompts.SYSTEM_PROMPT, description="System message given to the generator."
     )
     answer_prompt: str = Field(
         prompts.ANSWER_PROMPT,
-        description="User message template; needs {passages} and {question}, may use {example_pmid}.",
+        description="User message template; needs {evidence} and {question}, may use {passages} and {example_pmid}.",
     )
     passage_template: str = Field(
         prompts.PASSAGE_TEMPLATE,
@@ -126,6 +147,11 @@ class RagSettings(BaseSettings):
     @classmethod
     def _passage_placeholders(cls, value: str) -> str:
         return prompts.check_template("passage_template", value)
+
+    @field_validator("evidence_template")
+    @classmethod
+    def _evidence_placeholders(cls, value: str) -> str:
+        return prompts.check_template("evidence_template", value)
 
     @model_validator(mode="after")
     def _answer_fits(self) -> RagSettings:
