@@ -158,15 +158,40 @@ def search(
     run_guarded(body, ctx.obj["debug"])
 
 
-def _echo_evidence(evidence: Any) -> None:
-    """The key evidence, printed as soon as it is found (before the answer streams)."""
+def _echo_evidence(evidence: Any, heading: str) -> None:
+    """Quoted evidence sentences, each with its PMID."""
     if not evidence:
         return
-    click.echo("Key evidence:")
+    click.echo(heading)
     for item in evidence:
         section = f"({item.section}) " if item.section else ""
         click.echo(f"  - {section}\u201c{item.text}\u201d [PMID:{item.pmid}]")
-    click.echo("\nAnswer:")
+    click.echo("")
+
+
+def _echo_answer(answer: Any) -> None:
+    """After the stream: the abstention or the check of each sentence, notes, sources."""
+    if answer.abstained:
+        click.echo(answer.text)
+        _echo_evidence(answer.evidence, "Closest evidence:")
+    click.echo("\n")
+    _echo_checked(answer)
+    for notice in answer.notices:
+        click.echo(f"note: {notice}", err=True)
+    if answer.sources:
+        click.echo("Sources:" if not answer.abstained else "Closest articles:")
+    cited = set(answer.citations)
+    for number, hit in enumerate(answer.sources, start=1):
+        mark = "*" if hit.pmid in cited else " "
+        click.echo(f"{mark}{_source_line(number, hit)}")
+    timings = answer.timings
+    speed = f", {timings.tokens_per_s:.1f} tok/s" if timings.tokens_per_s else ""
+    evidence = f"evidence {timings.evidence_ms:.0f} ms, " if timings.evidence_ms is not None else ""
+    click.echo(
+        f"(retrieval {timings.retrieval_ms:.0f} ms, {evidence}total {timings.total_ms:.0f} ms"
+        f"{speed}; * = cited; model {answer.model})",
+        err=True,
+    )
 
 
 def _echo_checked(answer: Any) -> None:
@@ -188,14 +213,18 @@ def _echo_checked(answer: Any) -> None:
 @click.pass_context
 def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> None:
     """Answer a question from the indexed abstracts, citing PMIDs; streams to the terminal."""
-    from rag.service import Answer, Failed, KeyEvidence, Token
+    from rag.service import Answer, Failed, KeyEvidence, Sources, Token
 
     def body() -> None:
         service = _service(ctx)
         answer: Answer | None = None
+        abstaining = False
         for event in service.ask(question, make_filters(options)):
-            if isinstance(event, KeyEvidence) and not as_json:
-                _echo_evidence(event.evidence)
+            if isinstance(event, Sources):
+                abstaining = event.abstaining
+            elif isinstance(event, KeyEvidence) and not as_json and not abstaining:
+                _echo_evidence(event.evidence, "Key evidence:")
+                click.echo("Answer:")
             elif isinstance(event, Token) and not as_json:
                 click.echo(event.text, nl=False)
             elif isinstance(event, Failed):
@@ -209,29 +238,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
         assert answer is not None
         if as_json:
             click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-            return
-        if answer.abstained:
-            click.echo(answer.text, nl=False)
-        click.echo("\n")
-        _echo_checked(answer)
-        for notice in answer.notices:
-            click.echo(f"note: {notice}", err=True)
-        if answer.sources:
-            click.echo("Sources:" if not answer.abstained else "Closest articles:")
-        cited = set(answer.citations)
-        for number, hit in enumerate(answer.sources, start=1):
-            mark = "*" if hit.pmid in cited else " "
-            click.echo(f"{mark}{_source_line(number, hit)}")
-        timings = answer.timings
-        speed = f", {timings.tokens_per_s:.1f} tok/s" if timings.tokens_per_s else ""
-        evidence = (
-            f"evidence {timings.evidence_ms:.0f} ms, " if timings.evidence_ms is not None else ""
-        )
-        click.echo(
-            f"(retrieval {timings.retrieval_ms:.0f} ms, {evidence}total {timings.total_ms:.0f} ms"
-            f"{speed}; * = cited; model {answer.model})",
-            err=True,
-        )
+        else:
+            _echo_answer(answer)
 
     run_guarded(body, ctx.obj["debug"])
 

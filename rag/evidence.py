@@ -141,11 +141,19 @@ def split_sentences(text: str) -> list[str]:
     """Sentences of one paragraph, not cut after common abbreviations (``et al.``)."""
     parts: list[str] = []
     for piece in _BOUNDARY.split(text.strip()):
-        if parts and parts[-1].endswith(_ABBREVIATIONS):
+        if parts and _ends_with_abbreviation(parts[-1]):
             parts[-1] = f"{parts[-1]} {piece}"
         elif piece:
             parts.append(piece)
     return [part.strip() for part in parts if part.strip()]
+
+
+def _ends_with_abbreviation(text: str) -> bool:
+    # The whole word only: "South Africa." ends with "ca." but also ends its sentence.
+    return any(
+        text.endswith(abbreviation) and not text[: -len(abbreviation)][-1:].isalnum()
+        for abbreviation in _ABBREVIATIONS
+    )
 
 
 def abstract_sentences(pmid: str, text: str) -> list[Sentence]:

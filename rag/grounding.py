@@ -7,6 +7,9 @@ adds what no grammar can: a support verdict per sentence (:mod:`rag.support`).
 - a sentence that copies a phrase of a prompt demonstration is dropped;
 - a sentence that cites nothing gets the article that supports it best among those in the
   prompt, if that support is at least "weak" (marked ``attributed``); otherwise it is dropped;
+- a sentence whose citations do not support it, while another article of the prompt does
+  ("supported"), is re-cited to that article (``attributed`` too): a citation must point to
+  where the claim stands;
 - every remaining sentence is labelled supported / weak / unsupported against the sentences of
   the articles it cites, with the quote it rests on.
 """
@@ -22,7 +25,7 @@ import numpy as np
 from rag.citations import split_sentences
 from rag.constraints import is_copied
 from rag.evidence import ArticleSentences
-from rag.support import UNSUPPORTED, claim_text, label, support_scores, verdicts
+from rag.support import SUPPORTED, UNSUPPORTED, claim_text, label, support_scores, verdicts
 
 _TAG = re.compile(r"\[PMID:(\d+)\]")
 _WORD = re.compile(r"[A-Za-z0-9]{2,}")
@@ -136,7 +139,12 @@ def ground_answer(
     checked = verdicts(claims, vectors, [cited for _, cited in kept], pool, thresholds)
     out: list[AnswerSentence] = []
     for number, ((sentence, cited), verdict) in enumerate(zip(kept, checked, strict=True)):
-        if cited:
+        ((score, first, last),) = support_scores(
+            vectors[number : number + 1], [claims[number]], pool, context_rows
+        )
+        best = label(score, thresholds) if first >= 0 else UNSUPPORTED
+        better = first >= 0 and best == SUPPORTED and verdict.support != SUPPORTED
+        if cited and not better:
             out.append(
                 AnswerSentence(
                     sentence,
@@ -148,16 +156,13 @@ def ground_answer(
                 )
             )
             continue
-        ((score, first, last),) = support_scores(
-            vectors[number : number + 1], [claims[number]], pool, context_rows
-        )
-        support = label(score, thresholds) if first >= 0 else UNSUPPORTED
-        if support == UNSUPPORTED:
+        if best == UNSUPPORTED:
             dropped.append((sentence, "cites no source and no source supports it"))
             continue
+        # Uncited, or cited where it does not stand while another article of the prompt
+        # supports it: the citation goes to the article it stands on.
         pmid = pool.sentences[first].pmid
         quote = " ".join(pool.sentences[row].text for row in range(first, last + 1))
-        out.append(
-            AnswerSentence(_with_tag(sentence, pmid), (pmid,), support, quote, pmid, score, True)
-        )
+        bare = _TAG.sub("", sentence).replace(" .", ".").strip()
+        out.append(AnswerSentence(_with_tag(bare, pmid), (pmid,), best, quote, pmid, score, True))
     return Grounded(tuple(out), tuple(dropped))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from indexing.settings import Settings
 from rag import prompts
 from rag.citations import CitationFilter, RepetitionGuard, split_sentences, uncited_sentences
+from rag.constraints import CitationConstraint
 from rag.errors import GenerationError, GeneratorUnavailableError
 from rag.generation import (
     OFFLINE_LLM_NAME,
@@ -19,9 +21,9 @@ from rag.generation import (
     load_generator,
     resolve_llm,
 )
-from rag.prompts import EXAMPLE_PMID
+from rag.prompts import EXAMPLE_ANSWER, EXAMPLE_PMID
 from rag.search import Filters, Hit
-from rag.service import Answer, AnswerService, Failed, Sources, Token
+from rag.service import Answer, AnswerService, Failed, KeyEvidence, Sources, Token
 from rag.settings import RagSettings
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, sample_index
 
@@ -29,6 +31,8 @@ __all__ = ["sample_index"]
 
 QUESTION = "Is long-term use of proton pump inhibitors safe?"
 OFF_TOPIC = "How do I change a flat tyre on a racing bicycle?"
+# A claim no abstract of the sample supports: the check can neither keep nor attribute it.
+UNRELATED = "Racing bicycles need tyres inflated to high pressure."
 
 
 def _service(sample_index: SampleIndex, generator: object = None, **rag: object) -> AnswerService:
@@ -39,8 +43,22 @@ def _service(sample_index: SampleIndex, generator: object = None, **rag: object)
 class RefusingGenerator(ScriptedGenerator):
     """Fails the test if anything asks it to generate."""
 
-    def stream(self, messages: Sequence[prompts.Message], max_tokens: int):  # type: ignore[override]
+    def stream(  # type: ignore[override]
+        self,
+        messages: Sequence[prompts.Message],
+        max_tokens: int,
+        constraint: CitationConstraint | None = None,
+    ):
         raise AssertionError("the generator must not be called")
+
+
+def _every_sentence_cites_the_context(answer: Answer) -> None:
+    context = {hit.pmid for hit in answer.context}
+    assert answer.sentences
+    for sentence in answer.sentences:
+        assert sentence.citations and set(sentence.citations) <= context, sentence
+        assert all(f"[PMID:{pmid}]" in sentence.text for pmid in sentence.citations)
+        assert sentence.support in {"supported", "weak", "unsupported"}
 
 
 # -- citation checking -------------------------------------------------------------------------
@@ -58,10 +76,17 @@ def test_valid_citation_is_kept(sample_index: SampleIndex) -> None:
     assert answer.removed_citations == ()
     assert not answer.abstained
     assert len(generator.calls) == 1
+    (sentence,) = answer.sentences
+    assert sentence.citations == (top,) and not sentence.attributed
+    assert sentence.quote and sentence.quote_pmid == top
+    # The generator was asked for an answer whose every sentence cites the prompt's PMIDs.
+    (constraint,) = generator.constraints
+    assert constraint is not None and top in constraint.pmids
+    assert set(constraint.pmids) == {hit.pmid for hit in answer.context}
 
 
 def test_fabricated_pmid_is_removed_and_reported(sample_index: SampleIndex) -> None:
-    generator = ScriptedGenerator("Safe [PMID:{pmid1}]. Dementia risk doubles [PMID:99999999].")
+    generator = ScriptedGenerator(f"Safe [PMID:{{pmid1}}]. {UNRELATED[:-1]} [PMID:99999999].")
     service = _service(sample_index, generator)
 
     events = list(service.ask(QUESTION))
@@ -69,7 +94,9 @@ def test_fabricated_pmid_is_removed_and_reported(sample_index: SampleIndex) -> N
     answer = events[-1]
     assert isinstance(answer, Answer)
     top = answer.context[0].pmid
-    assert answer.text == f"Safe [PMID:{top}]. Dementia risk doubles."
+    # The claim lost its fabricated citation, and nothing in the sources supports it: gone.
+    assert answer.text == f"Safe [PMID:{top}]."
+    assert answer.uncited == (f"{UNRELATED[:-1]}.",)
     assert answer.citations == (top,)
     assert answer.removed_citations == ("99999999",)
     assert any("99999999" in notice for notice in answer.notices)
@@ -81,7 +108,7 @@ def test_fabricated_pmid_is_removed_and_reported(sample_index: SampleIndex) -> N
 def test_citation_of_a_retrieved_article_outside_the_context_is_removed(
     sample_index: SampleIndex,
 ) -> None:
-    service = _service(sample_index, top_k=1, search_limit=5)
+    service = _service(sample_index, top_k=1, search_limit=5, prompt_passages=True)
     sources = service.search(QUESTION).hits
     outside = sources[3].pmid
     service.generator = ScriptedGenerator(f"Safe [PMID:{{pmid1}}] and [PMID:{outside}].")
@@ -99,13 +126,17 @@ def test_numbered_and_loose_citation_forms_map_to_context_pmids(
     sample_index: SampleIndex,
 ) -> None:
     generator = ScriptedGenerator("One [1]. Two (PMID: {pmid2}). Three [2, 3]. Four [9].")
-    answer = _service(sample_index, generator, top_k=3).answer(QUESTION)
+    answer = _service(sample_index, generator, top_k=3, prompt_passages=True).answer(QUESTION)
 
+    # Passage numbers count the articles of the context in ranking order; {pmid2} is the
+    # second PMID the prompt names.
     first, second, third = (hit.pmid for hit in answer.context)
+    prompt = generator.calls[0][-1]["content"].split("Question:")[0]
+    named = list(dict.fromkeys(re.findall(r"\[PMID:(\d+)\]", prompt)))
     assert answer.text == (
-        f"One [PMID:{first}]. Two [PMID:{second}]. Three [PMID:{second}][PMID:{third}]. Four."
+        f"One [PMID:{first}]. Two [PMID:{named[1]}]. Three [PMID:{second}][PMID:{third}]. Four."
     )
-    assert answer.citations == (first, second, third)
+    assert set(answer.citations) == {first, second, third, named[1]}
     assert answer.removed_citations == ("9",)
 
 
@@ -203,24 +234,40 @@ def test_looping_generator_is_stopped_and_the_repeat_never_shown(
     assert any("repeat itself" in notice for notice in answer.notices)
 
 
-def test_sentences_without_citations_are_reported(sample_index: SampleIndex) -> None:
-    generator = ScriptedGenerator(
-        "Long-term use has rare risks [PMID:{pmid1}]. It also doubles the risk of dementia."
-    )
+def test_uncited_sentence_no_source_supports_is_left_out(sample_index: SampleIndex) -> None:
+    generator = ScriptedGenerator(f"Long-term use has rare risks [PMID:{{pmid1}}]. {UNRELATED}")
     answer = _service(sample_index, generator).answer(QUESTION)
 
-    assert answer.uncited == ("It also doubles the risk of dementia.",)
-    assert answer.to_dict()["uncited_sentences"] == ["It also doubles the risk of dementia."]
-    assert any("1 sentence(s) of the answer cite no source" in n for n in answer.notices)
+    top = answer.context[0].pmid
+    assert answer.text == f"Long-term use has rare risks [PMID:{top}]."
+    assert answer.uncited == (UNRELATED,)
+    assert answer.to_dict()["uncited_sentences"] == [UNRELATED]
+    assert any("1 sentence(s) of the generated answer were left out" in n for n in answer.notices)
+    _every_sentence_cites_the_context(answer)
 
 
-def test_answer_citing_nothing_valid_is_flagged(sample_index: SampleIndex) -> None:
-    generator = ScriptedGenerator("Proton pump inhibitors are safe for everyone [PMID:99999999].")
+def test_uncited_sentence_a_source_supports_gets_that_citation(sample_index: SampleIndex) -> None:
+    service = _service(sample_index)
+    quoted = next(e for e in service.answer(QUESTION).evidence if len(e.text.split()) > 8)
+    service.generator = ScriptedGenerator(quoted.text)  # a generator that cites nothing
+
+    answer = service.answer(QUESTION)
+
+    (sentence,) = answer.sentences
+    assert sentence.attributed and sentence.citations == (quoted.pmid,)
+    assert sentence.support == "supported" and quoted.text.rstrip(".") in sentence.quote
+    assert sentence.text.endswith(f"[PMID:{quoted.pmid}].")
+    assert answer.citations == (quoted.pmid,)
+
+
+def test_answer_citing_nothing_valid_is_not_shown(sample_index: SampleIndex) -> None:
+    generator = ScriptedGenerator(f"{UNRELATED[:-1]} [PMID:99999999].")
     answer = _service(sample_index, generator).answer(QUESTION)
 
-    assert answer.citations == ()
-    assert answer.uncited == ("Proton pump inhibitors are safe for everyone.",)
-    assert any("cites none of the sources" in notice for notice in answer.notices)
+    assert answer.citations == () and answer.sentences == ()
+    assert answer.text == prompts.UNGROUNDED_TEXT
+    assert answer.evidence  # what the literature says is still there
+    assert answer.uncited == (f"{UNRELATED[:-1]}.",)
 
 
 # -- abstention and failures -------------------------------------------------------------------
@@ -233,6 +280,7 @@ def test_off_topic_question_abstains_without_calling_the_generator(
     events = list(_service(sample_index, generator).ask(OFF_TOPIC))
 
     assert isinstance(events[0], Sources) and events[0].abstaining
+    assert isinstance(events[1], KeyEvidence)
     answer = events[-1]
     assert isinstance(answer, Answer)
     assert answer.abstained
@@ -295,67 +343,97 @@ def test_events_come_in_order_and_tokens_make_the_answer(sample_index: SampleInd
     generator = ScriptedGenerator(
         "PPIs are mostly safe [PMID:{pmid1}], with caveats [PMID:{pmid2}]."
     )
-    events = list(_service(sample_index, generator).ask(QUESTION))
+    events = list(_service(sample_index, generator, prompt_passages=True).ask(QUESTION))
 
     assert isinstance(events[0], Sources)
+    assert isinstance(events[1], KeyEvidence) and events[1].evidence
+    assert events[1].elapsed_ms >= events[0].result.elapsed_ms
     assert isinstance(events[-1], Answer)
-    tokens = [event for event in events[1:-1] if isinstance(event, Token)]
+    tokens = [event for event in events[2:-1] if isinstance(event, Token)]
     assert len(tokens) > 5  # streamed in pieces, not at the end
     answer = events[-1]
     assert "".join(token.text for token in tokens).strip() == answer.text
     assert set(answer.citations) <= {hit.pmid for hit in answer.context}
     timings = answer.timings
     assert timings.retrieval_ms > 0
-    assert timings.first_token_ms is not None and timings.first_token_ms >= timings.retrieval_ms
+    assert timings.evidence_ms is not None and timings.evidence_ms >= timings.retrieval_ms
+    assert timings.first_token_ms is not None and timings.first_token_ms >= timings.evidence_ms
     assert timings.total_ms >= timings.first_token_ms
     assert answer.model == "scripted"
+    assert answer.evidence == events[1].evidence
+    _every_sentence_cites_the_context(answer)
 
 
-def test_prompt_tags_passages_with_pmids_best_first(sample_index: SampleIndex) -> None:
+def test_prompt_quotes_the_key_evidence_grouped_by_article(sample_index: SampleIndex) -> None:
     generator = ScriptedGenerator("ok")
     answer = _service(sample_index, generator, top_k=3).answer(QUESTION)
 
-    system, example_question, example_answer, user = generator.calls[0]
+    system, user = generator.calls[0]  # no worked example by default
     assert system["role"] == "system" and "[PMID:" in system["content"]
-    # The worked example comes first, as a finished turn whose answer cites its passage.
-    assert example_question["role"] == "user" and example_answer["role"] == "assistant"
-    assert f"[PMID:{EXAMPLE_PMID}]" in example_answer["content"]
-    assert EXAMPLE_PMID not in {hit.pmid for hit in answer.context}
     content = user["content"]
+    assert content.startswith("Evidence from PubMed:\n")
+    assert content.rstrip().endswith(f"Question: {QUESTION}")
+    ranks = {hit.pmid: rank for rank, hit in enumerate(answer.sources)}
+    lines = [line for line in content.splitlines() if line.startswith("- ")]
+    assert len(lines) == len(answer.evidence) > 0
+    for item in answer.evidence:
+        assert f"- {item.text.rstrip('.')} [PMID:{item.pmid}]" in lines
+    cited_ranks = [ranks[line.rsplit("[PMID:", 1)[1].rstrip("]")] for line in lines]
+    assert cited_ranks == sorted(cited_ranks)  # grouped by article, best article first
+    assert {hit.pmid for hit in answer.context} == {item.pmid for item in answer.evidence}
+    assert "Abstracts:" not in content  # whole passages only with prompt_passages
+
+
+def test_prompt_passages_follow_the_evidence_best_first(sample_index: SampleIndex) -> None:
+    generator = ScriptedGenerator("ok")
+    answer = _service(sample_index, generator, top_k=3, prompt_passages=True).answer(QUESTION)
+
+    content = generator.calls[0][-1]["content"]
     positions = [content.index(f"[PMID:{hit.pmid}] {hit.title}") for hit in answer.context]
     assert positions == sorted(positions)
-    assert content.rstrip().endswith("]."), "instructions come after the passages"
-    assert f"Question: {QUESTION}" in content
+    assert content.index("Evidence from PubMed:") < content.index("Abstracts:") < positions[0]
 
 
-def test_copied_example_citation_is_removed(sample_index: SampleIndex) -> None:
-    generator = ScriptedGenerator(f"Vitamin D did nothing [PMID:{EXAMPLE_PMID}].")
-    answer = _service(sample_index, generator).answer(QUESTION)
-    assert answer.citations == ()
+def test_answer_copying_the_worked_example_never_reaches_the_reader(
+    sample_index: SampleIndex,
+) -> None:
+    generator = ScriptedGenerator(EXAMPLE_ANSWER)  # word for word, as SmolLM2 once did
+    answer = _service(sample_index, generator, example_turn=True).answer(QUESTION)
+
+    assert [m["role"] for m in generator.calls[0]] == ["system", "user", "assistant", "user"]
+    assert f"[PMID:{EXAMPLE_PMID}]" in generator.calls[0][2]["content"]
     assert answer.removed_citations == (EXAMPLE_PMID,)
-    assert EXAMPLE_PMID not in answer.text
+    assert answer.sentences == () and answer.text == prompts.UNGROUNDED_TEXT
+    assert "vitamin" not in answer.text.lower()
+    assert any("worked example" in notice for notice in answer.notices)
 
 
-def test_example_turn_can_be_turned_off(sample_index: SampleIndex) -> None:
+def test_worked_example_is_off_by_default(sample_index: SampleIndex) -> None:
     generator = ScriptedGenerator("ok")
-    _service(sample_index, generator, example_turn=False).answer(QUESTION)
+    _service(sample_index, generator).answer(QUESTION)
     assert [m["role"] for m in generator.calls[0]] == ["system", "user"]
 
 
 def test_context_budget_drops_the_weakest_passages_first(sample_index: SampleIndex) -> None:
     generator = ScriptedGenerator("ok")
     service = _service(
-        sample_index, generator, top_k=10, search_limit=10, n_ctx=1024, max_answer_tokens=256
+        sample_index,
+        generator,
+        top_k=10,
+        search_limit=10,
+        n_ctx=1024,
+        max_answer_tokens=256,
+        prompt_passages=True,
     )
     events = list(service.ask(QUESTION))
 
     answer = events[-1]
     assert isinstance(answer, Answer)
-    kept = [hit.pmid for hit in answer.context]
+    prompt = "\n".join(message["content"] for message in generator.calls[0])
+    kept = [hit.pmid for hit in answer.sources if f"[PMID:{hit.pmid}] {hit.title}" in prompt]
     assert 1 <= len(kept) < 10
     assert kept == [hit.pmid for hit in answer.sources[: len(kept)]]  # a prefix: best first
     assert any("left out" in notice for notice in answer.notices)
-    prompt = "\n".join(message["content"] for message in generator.calls[0])
     assert generator.count_tokens(prompt) <= 1024 - 256
 
 
@@ -377,8 +455,9 @@ def test_fit_context_shortens_a_single_passage_that_is_too_long() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("answer_prompt", "Answer {question} please", "passages"),
-        ("answer_prompt", "{passages} {question} {secret}", "unknown"),
+        ("answer_prompt", "Answer {question} please", "evidence"),
+        ("answer_prompt", "{evidence} {question} {secret}", "unknown"),
+        ("evidence_template", "{text}", "pmid"),
         ("passage_template", "{title}: {passage}", "pmid"),
         ("llm", "Qwen/Qwen2.5-1.5B-Instruct", ".gguf"),
         ("max_answer_tokens", 3000, "half of n_ctx"),
@@ -467,6 +546,10 @@ def test_real_smollm2_answers_with_citations_among_its_sources(sample_index: Sam
     context = {hit.pmid for hit in answer.context}
     assert context and context <= {hit.pmid for hit in answer.sources}
     assert set(answer.citations) <= context
+    # By construction, whatever the model's words: cited sentences, evidence shown first.
+    assert answer.evidence and isinstance(events[1], KeyEvidence)
+    _every_sentence_cites_the_context(answer)
+    assert answer.citations and answer.removed_citations == ()
     assert [hit.pmid for hit in answer.cited] == list(answer.citations)
     for pmid in answer.removed_citations:
         assert pmid not in answer.text

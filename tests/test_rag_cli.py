@@ -91,8 +91,12 @@ def test_ask_streams_the_answer_then_numbered_sources(
     code, out, err = run("ask", "How should Helicobacter pylori infection be treated?")
 
     assert code == 0
-    answer, _, sources = out.partition("Sources:")
+    evidence, _, rest = out.partition("Answer:\n")
+    answer, _, sources = rest.partition("Sources:")
+    # The key evidence comes first, quoted with PMIDs; then the streamed answer, then the check.
+    assert evidence.startswith("Key evidence:\n  - ") and "[PMID:" in evidence
     assert answer.strip().startswith("Bismuth quadruple therapy [PMID:")
+    assert "Checked against the cited abstracts:\n  [supported] Bismuth" in answer
     assert "[1] " in sources and "https://pubmed.ncbi.nlm.nih.gov/" in sources
     assert sources.count("*[") == 1  # the one cited source is marked
     assert "retrieval" in err
