@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from indexing.article import join_list, split_list
 from indexing.links import doi_url, pubmed_url
-from indexing.index import IndexNotFoundError, IndexReader, PublishedIndex
+from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
 
 COLUMNS = (

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from indexing.index import IndexReader
 from indexing.settings import Settings, get_settings
+from indexing.store import IndexReader
 from rag import prompts
 from rag.citations import CitationFilter, RepetitionGuard, uncited_sentences
 from rag.errors import GenerationError
