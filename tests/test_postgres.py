@@ -214,3 +214,37 @@ def test_hnsw_index_is_built_once_at_publish_not_row_by_row(
     assert reader.get().manifest.articles == len(articles)
     assert search(reader, "treatment of patients", limit=3).hits
     store.close()
+
+
+def test_index_recording_the_old_content_class_path_still_loads_and_filters(
+    postgres: Backend, tmp_path: Path
+) -> None:
+    """Indexes published before ``indexing.store`` name ``indexing.pgcontent.PgContent``."""
+    from indexing.article import Article
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import build_index
+    from indexing.store.postgres.common import CONTENT_CLASS
+
+    articles = []
+    for path in SUBSET[:6]:
+        with open_xml(path) as stream:
+            articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    settings = postgres.settings(tmp_path / "data")
+    manifest = build_index(articles, settings, source="xml")
+    assert manifest.embeddings_config["content"] == CONTENT_CLASS
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config,content}', '\"indexing.pgcontent.PgContent\"')"
+        )
+    old = store.manifest(manifest.version)
+    assert old.embeddings_config["content"] == "indexing.pgcontent.PgContent"
+
+    reader = IndexReader(settings)
+    first = search(reader, "treatment of patients", limit=3).hits[0]
+    assert first.year is not None
+    result = search(reader, "treatment of patients", Filters(year_from=first.year), limit=3)
+    assert first.pmid in [hit.pmid for hit in result.hits]
+    store.close()
