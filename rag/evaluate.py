@@ -55,10 +55,10 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from indexing import store as index_store
 from indexing.article import AbstractSection, Article, MeshHeading
 from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
-from indexing.store import temporary_index as indexed
 from rag.search import Filters, Hit, SearchResult, prepare_query, search
 from rag.service import AnswerService
 from rag.settings import RagSettings
@@ -284,7 +284,7 @@ def temporary_index(
         settings = eval_settings(base, Path(tmp) / "data")
         with (
             tqdm(total=len(articles), unit="doc", desc=desc, disable=not progress) as bar,
-            indexed(articles, settings, source="eval", on_batch=bar.update) as index,
+            index_store.temporary_index(articles, settings, on_batch=bar.update) as index,
         ):
             bar.close()  # built: the bar is done before the evaluation prints
             yield index, settings
