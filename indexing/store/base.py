@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from indexing.article import Article, article_documents, join_list, passage_id, split_list
 from indexing.clock import utcnow
@@ -26,8 +26,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What a version's catalog knows of an article: ``(fingerprint, passages, sources)``.
-CatalogEntry = tuple[str, int, str]
+
+class CatalogEntry(NamedTuple):
+    """What a version's catalog knows of an article."""
+
+    fingerprint: str  # of the record as indexed (:meth:`Article.fingerprint`)
+    passages: int  # passage ids are ``pmid#0`` … ``pmid#{passages - 1}``
+    sources: str  # where the record came from, as a joined list (``|xml|query:asthma|``)
+
+
 Catalog = dict[str, CatalogEntry]
 # What a writer stores per article: pmid, fingerprint, passages, sources, edat, mdat, updated_at.
 CatalogRow = tuple[str, str, int, str, str, str, str]
@@ -278,16 +285,18 @@ class Writer(abc.ABC):
         for pmid, article in batch.items():
             fingerprint = article.fingerprint()
             previous = known.get(pmid)
-            sources = sorted(set(split_list(previous[2] if previous else "")) | {source} - {""})
-            if previous and previous[0] == fingerprint:
+            sources = sorted(
+                set(split_list(previous.sources if previous else "")) | {source} - {""}
+            )
+            if previous and previous.fingerprint == fingerprint:
                 counts.unchanged += 1
-                if join_list(sources) != previous[2]:
+                if join_list(sources) != previous.sources:
                     self._set_sources(pmid, join_list(sources))
                     self.dirty = True
                 continue
             if previous:
                 counts.revised += 1
-                stale_ids.extend(passage_id(pmid, n) for n in range(previous[1]))
+                stale_ids.extend(passage_id(pmid, n) for n in range(previous.passages))
             else:
                 counts.added += 1
             docs = list(article_documents(article, self.settings.passage_tokens))
@@ -308,9 +317,7 @@ class Writer(abc.ABC):
         known = self.known(set(pmids))
         if not known:
             return 0
-        ids = [
-            passage_id(pmid, n) for pmid, (_, passages, _) in known.items() for n in range(passages)
-        ]
+        ids = [passage_id(pmid, n) for pmid, entry in known.items() for n in range(entry.passages)]
         self.embeddings.delete(ids)
         self._delete_catalog(list(known))
         self.dirty = True
@@ -319,8 +326,8 @@ class Writer(abc.ABC):
     def remove_source(self, pmids: Iterable[str], source: str) -> int:
         """Detach ``source`` from articles; delete those no other source keeps. Returns deletions."""
         orphans = []
-        for pmid, (_, _, sources) in self.known(set(pmids)).items():
-            remaining = [s for s in split_list(sources) if s != source]
+        for pmid, entry in self.known(set(pmids)).items():
+            remaining = [s for s in split_list(entry.sources) if s != source]
             if remaining:
                 self._set_sources(pmid, join_list(remaining))
                 self.dirty = True

@@ -24,6 +24,7 @@ from indexing.models import ModelChoice
 from indexing.settings import Settings
 from indexing.store.base import (
     Catalog,
+    CatalogEntry,
     CatalogRow,
     IndexCorruptError,
     PublishedIndex,
@@ -147,7 +148,7 @@ class FileStore(VersionStore):
         path = self.version_path(version) / CATALOG
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             rows = db.execute("SELECT pmid, fingerprint, passages, sources FROM articles")
-            return {pmid: (fp, passages, sources) for pmid, fp, passages, sources in rows}
+            return {pmid: CatalogEntry(fp, n, sources) for pmid, fp, n, sources in rows}
 
     def append_report(self, report: RunReport) -> None:
         """Record a run in ``history.jsonl``."""
@@ -236,7 +237,7 @@ class FileWriter(Writer):
                 chunk,
             )
             for pmid, fingerprint, passages, sources in rows:
-                found[pmid] = (fingerprint, passages, sources)
+                found[pmid] = CatalogEntry(fingerprint, passages, sources)
         return found
 
     def pmids_from_source(self, source: str) -> set[str]:

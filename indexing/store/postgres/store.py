@@ -16,7 +16,13 @@ from psycopg import sql
 
 from indexing.history import merge_runs
 from indexing.models import ModelChoice, locate_model
-from indexing.store.base import Catalog, IndexCorruptError, VersionStore, not_published
+from indexing.store.base import (
+    Catalog,
+    CatalogEntry,
+    IndexCorruptError,
+    VersionStore,
+    not_published,
+)
 from indexing.store.config import embeddings_config
 from indexing.store.postgres.common import (
     CONNECT_TIMEOUT_S,
@@ -292,7 +298,7 @@ class PgStore(VersionStore):
                     sql.Identifier(self.version_schema(version), "articles")
                 )
             ).fetchall()
-        return {pmid: (fp, passages, sources) for pmid, fp, passages, sources in rows}
+        return {pmid: CatalogEntry(fp, passages, sources) for pmid, fp, passages, sources in rows}
 
     # -- history ---------------------------------------------------------------------------------
 

@@ -13,7 +13,14 @@ from psycopg import sql
 
 from indexing.article import Article, join_list
 from indexing.models import ModelChoice
-from indexing.store.base import Catalog, CatalogRow, Writer, version_name, version_number
+from indexing.store.base import (
+    Catalog,
+    CatalogEntry,
+    CatalogRow,
+    Writer,
+    version_name,
+    version_number,
+)
 from indexing.store.postgres.common import DatabaseError, close_quietly, commit_sessions
 from indexing.store.postgres.urls import strip_urls
 from indexing.store.records import Manifest, UpsertCounts
@@ -115,7 +122,7 @@ class PgWriter(Writer):
             ).format(self.catalog_table),
             (list(pmids),),
         )
-        return {pmid: (fp, passages, sources) for pmid, fp, passages, sources in rows}
+        return {pmid: CatalogEntry(fp, passages, sources) for pmid, fp, passages, sources in rows}
 
     def pmids_from_source(self, source: str) -> set[str]:
         """PMIDs whose records came (among others) from ``source``."""
