@@ -113,9 +113,9 @@ def ingest(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(as_json: bool) -> None:
     """What is indexed: articles, passages, model, version, tracked queries, last run."""
-    from indexing.store import index_info
+    from indexing.store import IndexInfo, index_info
 
-    info = run_guarded(lambda: index_info(get_settings()), debug=False)
+    info: IndexInfo = run_guarded(lambda: index_info(get_settings()), debug=False)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True, default=str))
         return
