@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
@@ -22,6 +21,7 @@ from streamlit.navigation.page import StreamlitPage
 from indexing import ingest
 from indexing.history import RunReport
 from indexing.settings import Settings
+from indexing.store import IndexInfo
 from rag import display, export
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, RagError
 from rag.evidence import Evidence
@@ -57,13 +57,13 @@ class Context:
     settings: Settings
     rag: RagSettings
     service: AnswerService
-    info: dict[str, Any]
+    info: IndexInfo
     pages: dict[str, StreamlitPage] = field(default_factory=dict)
 
     @property
     def has_index(self) -> bool:
         """Whether a published index holds articles."""
-        return bool(self.info.get("index_version")) and bool(self.info.get("articles"))
+        return self.info.has_index
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _shared_service(key: str, _settings: Settings, _rag: RagSettings) -> AnswerS
 
 def load_context() -> Context:
     """Settings from the environment and the shared service; a bad setting stops the page."""
-    from indexing.index import index_info
+    from indexing.store import index_info
 
     try:
         settings, rag = Settings(), RagSettings()
@@ -538,16 +538,16 @@ def library_page(ctx: Context) -> None:
         )
     else:
         columns = st.columns(4)
-        columns[0].metric("Articles", f"{info['articles']:,}")
-        columns[1].metric("Passages", f"{info['passages']:,}")
-        columns[2].metric("Index version", info["index_version"])
-        published = str(info["published_at"])
+        columns[0].metric("Articles", f"{info.articles:,}")
+        columns[1].metric("Passages", f"{info.passages:,}")
+        columns[2].metric("Index version", info.index_version)
+        published = str(info.published_at)
         columns[3].metric("Published", published[:10], help=f"{published} (UTC)")
-    embedder = info["embeddings_model"] or "(chosen at the first ingest)"
+    embedder = info.embeddings_model or "(chosen at the first ingest)"
     html(
         f"<b>Embedder:</b> <code>{display.escape(embedder)}</code> · <b>Generator:</b> "
         f"<code>{display.escape(ctx.service.model_name)}</code> · <b>Data:</b> "
-        f"<code>{display.escape(info['data_dir'])}</code>"
+        f"<code>{display.escape(info.data_dir)}</code>"
     )
     with st.expander("Settings in use", icon=":material/tune:"):
         st.caption("Set with PUBMED_RAG_* environment variables (see the README).")
@@ -559,18 +559,18 @@ def library_page(ctx: Context) -> None:
         st.json(shown, expanded=True)
     add_records(ctx, expanded=not ctx.has_index)
     st.subheader("Tracked queries")
-    if info["queries"]:
+    if info.queries:
         st.dataframe(
             [
                 {
                     "Query": term,
-                    "From": state.get("mindate") or "",
-                    "Max records": state.get("max"),
-                    "Added": state.get("added_at", ""),
-                    "Last update": state.get("last_success", ""),
-                    "Records": state.get("last_count"),
+                    "From": query.mindate or "",
+                    "Max records": query.max_records,
+                    "Added": query.added_at or "",
+                    "Last update": query.last_success or "",
+                    "Records": query.last_count,
                 }
-                for term, state in info["queries"].items()
+                for term, query in info.queries.items()
             ],
             hide_index=True,
         )
@@ -600,8 +600,8 @@ def library_page(ctx: Context) -> None:
         )
     else:
         st.caption("No run yet.")
-    if info["versions_on_disk"]:
-        st.caption("Versions on disk: " + ", ".join(info["versions_on_disk"]))
+    if info.versions_on_disk:
+        st.caption("Versions on disk: " + ", ".join(info.versions_on_disk))
 
 
 def add_records(ctx: Context, expanded: bool) -> None:
@@ -695,13 +695,13 @@ def sidebar_status(ctx: Context) -> None:
     with st.sidebar:
         if ctx.has_index:
             st.caption(
-                f"Index {info['index_version']}: {info['articles']:,} articles, "
-                f"{info['passages']:,} passages"
+                f"Index {info.index_version}: {info.articles:,} articles, "
+                f"{info.passages:,} passages"
             )
         else:
             st.caption("Index: empty")
         st.caption(
-            f"Embedder: {info['embeddings_model'] or '—'}  \nGenerator: {ctx.service.model_name}"
+            f"Embedder: {info.embeddings_model or '—'}  \nGenerator: {ctx.service.model_name}"
         )
 
 

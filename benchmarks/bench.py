@@ -14,7 +14,7 @@ Sections (each reports, none asserts; a section that fails records its error and
   embedder and for a PubMedBERT-shaped encoder (BERT-base config, random weights, built here
   with ``transformers``, mean pooling), each through three paths measured in the same run,
   interleaved, best of the rounds: (a) the product's path — a txtai ``Embeddings`` built from
-  :func:`indexing.index.embeddings_config`, i.e. what ingestion uses (bf16 where the CPU has
+  :func:`indexing.store.config.embeddings_config`, i.e. what ingestion uses (bf16 where the CPU has
   it); (b) the same with ``PUBMED_RAG_ENCODER_PRECISION=fp32``; (c) txtai's default path
   (``Embeddings(path=…)``: transformers, mean pooling, fp32). Each is reported as achieved
   FLOP/s and as a share of the fp32 matmul rate, with the ratios product/default and
@@ -249,9 +249,9 @@ def product_encoder(name: str, path: str, precision: str | None = None) -> tuple
     """
     from txtai import Embeddings
 
-    from indexing.index import embeddings_config
     from indexing.models import ModelChoice
     from indexing.settings import get_settings
+    from indexing.store.config import embeddings_config
 
     settings = get_settings()
     if precision is not None:
@@ -383,8 +383,8 @@ def real_passage_padding(shared: Path, tokenizer_path: str, batch: int) -> dict[
     from transformers import AutoTokenizer
 
     from indexing.article import AbstractSection, Article, article_documents
-    from indexing.index import SORT_WINDOW
     from indexing.settings import get_settings
+    from indexing.store.config import SORT_WINDOW
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     raw = json.loads((shared / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8"))
@@ -601,25 +601,27 @@ def synthetic_articles(
             yield article, int(years[row])
 
 
-def insert_synthetic(writer: Any, count: int, vocabulary: Any, desc: str) -> list[int]:
-    """Upsert ``count`` synthetic articles in ingestion-sized batches; their years."""
+def build_synthetic(
+    settings: Any, count: int, vocabulary: Any, model_dir: Path, desc: str
+) -> list[int]:
+    """Publish ``count`` synthetic articles with the product's writer, as ingestion batches
+    them (:func:`indexing.store.build_index`); their years."""
     from tqdm import tqdm
 
-    from indexing.ingest import UPSERT_BATCH
+    from indexing.models import ModelChoice
+    from indexing.store import build_index
 
     years: list[int] = []
-    batch: list[Any] = []
-    with tqdm(total=count, unit="doc", desc=desc, leave=False) as bar:
+
+    def articles() -> Iterator[Any]:
         for article, year in synthetic_articles(count, vocabulary):
-            batch.append(article)
             years.append(year)
-            if len(batch) == UPSERT_BATCH:
-                writer.upsert_articles(batch, source="bench")
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            writer.upsert_articles(batch, source="bench")
-            bar.update(len(batch))
+            yield article
+
+    choice = ModelChoice(str(model_dir), str(model_dir))
+    with tqdm(total=count, unit="doc", desc=desc, leave=False) as bar:
+        build_index(articles(), settings, choice=choice, source="bench", run_id="bench",
+                    on_batch=bar.update)  # fmt: skip
     return years
 
 
@@ -639,17 +641,11 @@ def build_synthetic_index(
     data_dir: Path, count: int, model_dir: Path, vocabulary: list[str]
 ) -> float:
     """Publish ``count`` synthetic articles the way ingestion does; return the build seconds."""
-    from indexing.index import IndexStore
-    from indexing.models import ModelChoice
     from indexing.settings import Settings
 
     settings = Settings(data_dir=data_dir, offline=True)
-    store = IndexStore(settings)
     began = time.perf_counter()
-    choice = ModelChoice(str(model_dir), str(model_dir))
-    with store.lock(purpose="bench"), store.open_writer(choice) as writer:
-        years = insert_synthetic(writer, count, vocabulary, f"building {count:,}")
-        writer.publish("bench")
+    years = build_synthetic(settings, count, vocabulary, model_dir, f"building {count:,}")
     elapsed = time.perf_counter() - began
     np.save(data_dir / "years.npy", np.asarray(years, dtype=np.int32))
     return elapsed

@@ -3,7 +3,7 @@
 Builds the same synthetic indexes as the ``search`` section of :mod:`benchmarks.bench` (same
 articles, same 0-layer-BERT vectors, same queries and filter) with the product's writer into a
 local PostgreSQL 16 + pgvector server (PyPI ``pgserver``, started in the work folder), then
-times :func:`rag.search.search` through :class:`indexing.index.IndexReader` — what the app
+times :func:`rag.search.search` through :class:`indexing.store.IndexReader` — what the app
 does with ``PUBMED_RAG_DATABASE_URL`` set. Reports p50/p95 per scale, the build time, and the
 server's version; a scale whose build is estimated (from the previous one) to exceed
 ``max_build_s`` is skipped and says so.
@@ -63,25 +63,17 @@ def start_server(folder: Path) -> tuple[Any, str]:
 
 def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> float:
     """Publish ``count`` synthetic articles with the product's writer; the build seconds."""
-    from benchmarks.bench import insert_synthetic
-    from indexing.index import open_store
-    from indexing.models import ModelChoice
+    from benchmarks.bench import build_synthetic
 
-    store = open_store(settings)
-    store.destroy()
     began = time.perf_counter()
-    choice = ModelChoice(str(model_dir), str(model_dir))
-    with store.lock(purpose="bench"), store.open_writer(choice) as writer:
-        insert_synthetic(writer, count, vocabulary, f"postgres {count:,}")
-        writer.publish("bench")
-    store.close()
+    build_synthetic(settings, count, vocabulary, model_dir, f"postgres {count:,}")
     return time.perf_counter() - began
 
 
 def measure(settings: Any, queries: list[str]) -> dict[str, Any]:
     """p50/p95 of the product's hybrid search (with the year filter) on the published index."""
     from benchmarks.bench import YEAR_FROM
-    from indexing.index import IndexReader
+    from indexing.store import IndexReader
     from rag.search import Filters, search
     from rag.settings import RagSettings
 
@@ -173,7 +165,7 @@ def bench_pg_search(
             entry.update(measure(settings, texts))
             report["scales"][str(scale)] = entry
             if not keep:
-                from indexing.index import open_store
+                from indexing.store import open_store
 
                 store = open_store(settings)
                 store.destroy()

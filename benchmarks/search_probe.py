@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from indexing.index import IndexReader
     from indexing.settings import Settings
+    from indexing.store import IndexReader
     from rag.search import Filters, search
     from rag.settings import RagSettings
 

@@ -113,25 +113,25 @@ def ingest(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(as_json: bool) -> None:
     """What is indexed: articles, passages, model, version, tracked queries, last run."""
-    from indexing.index import index_info
+    from indexing.store import IndexInfo, index_info
 
-    data = run_guarded(lambda: index_info(get_settings()), debug=False)
+    info: IndexInfo = run_guarded(lambda: index_info(get_settings()), debug=False)
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True, default=str))
         return
-    if not data["index_version"]:
-        click.echo(f"No index published yet in {data['location']}.")
+    if not info.index_version:
+        click.echo(f"No index published yet in {info.location}.")
         click.echo("Build one: python -m indexing ingest --xml PATH  or  --query TERM")
     else:
-        click.echo(f"Index version   {data['index_version']} (published {data['published_at']})")
-        click.echo(f"Articles        {data['articles']}")
-        click.echo(f"Passages        {data['passages']}")
-        click.echo(f"Embeddings      {data['embeddings_model']} ({data['dimensions']}-d)")
-        click.echo(f"XML files       {data['applied_files']} applied")
-        for term, state in sorted(data["queries"].items()):
-            click.echo(f"Query           {term!r} (last success {state.get('last_success')})")
-    if data["last_run"]:
-        run = data["last_run"]
+        click.echo(f"Index version   {info.index_version} (published {info.published_at})")
+        click.echo(f"Articles        {info.articles}")
+        click.echo(f"Passages        {info.passages}")
+        click.echo(f"Embeddings      {info.embeddings_model} ({info.dimensions}-d)")
+        click.echo(f"XML files       {info.applied_files} applied")
+        for term, query in sorted(info.queries.items()):
+            click.echo(f"Query           {term!r} (last success {query.last_success})")
+    if info.last_run:
+        run = info.last_run
         click.echo(
             f"Last run        {run['kind']} {run['status']} at {run['finished_at']}: "
             f"+{run['added']} ~{run['revised']} -{run['deleted']}"

@@ -13,12 +13,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
+from indexing.links import pubmed_url
+
 # Separator for list-valued metadata columns. Values are stored as "|a|b|" so that a filter
 # can match one whole element with `LIKE '%|a|%'` and never a substring of another element.
 LIST_SEP = "|"
-
-PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
-DOI_URL = "https://doi.org/{doi}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +106,7 @@ class Article:
     @property
     def url(self) -> str:
         """The PubMed page of the record."""
-        return PUBMED_URL.format(pmid=self.pmid)
+        return pubmed_url(self.pmid)
 
     def fingerprint(self) -> str:
         """A digest of everything indexed: equal fingerprints mean re-indexing changes nothing."""

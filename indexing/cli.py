@@ -12,9 +12,9 @@ import click
 def user_errors() -> tuple[type[Exception], ...]:
     """Failures a user can act on from their message alone (bad input, network, locks, models)."""
     from indexing.entrez import EntrezError
-    from indexing.index import IndexStoreError
     from indexing.models import ModelUnavailableError
     from indexing.pubmed import PubmedXMLError
+    from indexing.store import IndexStoreError
 
     return (
         EntrezError,

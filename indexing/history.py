@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexing.clock import utcnow
+
 HISTORY = "history.jsonl"
 
 
@@ -41,8 +43,6 @@ class RunReport:
 
     def finish(self, status: str, error: str = "") -> RunReport:
         """Stamp the outcome and duration."""
-        from indexing.index import utcnow
-
         self.status = status
         self.error = error
         self.finished_at = utcnow()

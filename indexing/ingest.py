@@ -22,10 +22,12 @@ from typing import Any
 from tqdm import tqdm
 
 from indexing.article import Article, Deletion, Skipped
+from indexing.clock import utcnow
 from indexing.history import RunReport
-from indexing.index import IndexWriter, open_store, utcnow
 from indexing.pubmed import iter_xml_files, open_xml, parse_pubmed_xml
 from indexing.settings import Settings
+from indexing.store import Writer as IndexWriter
+from indexing.store import open_store
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,11 @@ from typing import Any
 import click
 
 from indexing.cli import WAIT_OPTION, run_guarded
+from indexing.clock import utcnow
 from indexing.history import RunReport
-from indexing.index import IndexLockedError, IndexNotFoundError, IndexWriter, open_store, utcnow
 from indexing.settings import Settings, get_settings
+from indexing.store import IndexLockedError, IndexNotFoundError, open_store
+from indexing.store import Writer as IndexWriter
 
 log = logging.getLogger(__name__)
 

@@ -66,8 +66,8 @@ def make_filters(options: dict[str, Any]) -> Filters:
 
 def run_guarded(action: Callable[[], Any], debug: bool) -> Any:
     """Run a command body; known failures become one line on stderr and exit code 2."""
-    from indexing.index import IndexStoreError
     from indexing.models import ModelUnavailableError
+    from indexing.store import IndexStoreError
 
     try:
         return action()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from urllib.parse import quote
 
+from indexing.links import doi_url, pmc_url, pubmed_url
 from rag.evidence import Evidence
 from rag.export import short_authors
 from rag.grounding import AnswerSentence
@@ -25,7 +25,6 @@ _SPACES = re.compile(r"\s+")
 _CITATION = re.compile(r"\[PMID:(\d+)\]")
 _BOLD = re.compile(r"&#42;&#42;(.+?)&#42;&#42;")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
-_DIGITS = re.compile(r"^\d+$")
 _STOPWORDS = """a an and are as at be been being between by can could did do does during for
 from had has have how if in into is it its may might more most no not of on or than that the
 their them there these they this those to was were what when where which while who why will
@@ -54,16 +53,6 @@ def link(href: str, text: str, title: str = "") -> str:
     """An anchor opening in a new tab; ``text`` and ``title`` are escaped, ``href`` must be ours."""
     attribute = f' title="{escape(" ".join(title.split()))}"' if title else ""  # no <br>
     return _LINK.format(href=html.escape(href, quote=True), title=attribute, text=escape(text))
-
-
-def pubmed_url(pmid: str) -> str:
-    """PubMed page of a PMID; anything but digits gives PubMed's home page."""
-    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if _DIGITS.match(pmid) else ""
-
-
-def doi_url(doi: str) -> str:
-    """``https://doi.org/…`` with the DOI percent-encoded (a DOI may hold any character)."""
-    return f"https://doi.org/{quote(doi.strip(), safe='/:;()._-')}" if doi.strip() else ""
 
 
 def badge(text: str, background: str = "rgba(128,128,128,0.2)") -> str:
@@ -155,7 +144,7 @@ def source_html(
     if hit.doi:
         links.append(link(doi_url(hit.doi), "DOI"))
     if hit.pmc:
-        links.append(link(f"https://pmc.ncbi.nlm.nih.gov/articles/{quote(hit.pmc)}/", "PMC"))
+        links.append(link(pmc_url(hit.pmc), "PMC"))
     links.append(escape(f"relevance {hit.score:.2f}"))
     return (
         f'<div class="pubmed-rag-source" data-pmid="{escape(hit.pmid)}" '

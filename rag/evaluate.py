@@ -2,10 +2,10 @@
 
 ``python -m rag eval beir`` scores any BEIR-format collection; ``python -m rag eval pubmedqa``
 scores PubMedQA (PQA-L, official 500-question test split). Both build a *temporary* index in a
-throw-away data directory with :class:`indexing.index.IndexWriter` and the configured settings
-(embedder, passage splitting), search it with :func:`rag.search.search` (hybrid weight,
-candidate pool, collapse to one hit per article) and answer with
-:class:`rag.service.AnswerService` — the code paths of the app, not copies of them.
+throw-away data directory with :func:`indexing.store.temporary_index` (the product's writer)
+and the configured settings (embedder, passage splitting), search it with
+:func:`rag.search.search` (hybrid weight, candidate pool, collapse to one hit per article) and
+answer with :class:`rag.service.AnswerService` — the code paths of the app, not copies of them.
 
 Every product figure comes with baselines measured in the same run:
 
@@ -55,14 +55,11 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from indexing import store as index_store
 from indexing.article import AbstractSection, Article, MeshHeading
-from indexing.index import PublishedIndex, open_store
-
-# Articles per upsert while building a temporary index: the batch size of real ingestion,
-# which also decides the faiss layout txtai picks (a first batch of <= 5000 vectors: exact).
-from indexing.ingest import UPSERT_BATCH
 from indexing.models import OFFLINE_EMBEDDINGS
 from indexing.settings import Settings, get_settings
+from indexing.store import PublishedIndex
 from rag.search import Filters, Hit, SearchResult, encode, prepare_query, search
 from rag.service import AnswerService
 from rag.settings import RagSettings
@@ -286,22 +283,12 @@ def temporary_index(
     """
     with tempfile.TemporaryDirectory(prefix="pubmed-rag-eval-") as tmp:
         settings = eval_settings(base, Path(tmp) / "data")
-        store = open_store(settings)
-        store.destroy()  # a killed evaluation's leftovers, if any
-        with store.lock(purpose="eval"), store.open_writer() as writer:
-            with tqdm(total=len(articles), unit="doc", desc=desc, disable=not progress) as bar:
-                for start in range(0, len(articles), UPSERT_BATCH):
-                    chunk = articles[start : start + UPSERT_BATCH]
-                    writer.upsert_articles(chunk, source="eval")
-                    bar.update(len(chunk))
-            manifest = writer.publish("eval")
-        index = store.open_version(manifest.version)
-        try:
+        with (
+            tqdm(total=len(articles), unit="doc", desc=desc, disable=not progress) as bar,
+            index_store.temporary_index(articles, settings, on_batch=bar.update) as index,
+        ):
+            bar.close()  # built: the bar is done before the evaluation prints
             yield index, settings
-        finally:
-            index.close()
-            store.destroy()
-            store.close()
 
 
 def faiss_layout(config: Mapping[str, Any] | None) -> str | None:
@@ -1002,8 +989,8 @@ def _write(payload: dict[str, Any], out: Path | None) -> None:
 
 
 def _guarded(ctx: click.Context, action: Any) -> None:
-    from indexing.index import IndexStoreError
     from indexing.models import ModelUnavailableError
+    from indexing.store import IndexStoreError
     from rag.errors import RagError
 
     debug = bool((ctx.find_root().obj or {}).get("debug"))

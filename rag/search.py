@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from indexing.article import DOI_URL, PUBMED_URL, join_list, split_list
-from indexing.index import IndexNotFoundError, IndexReader, PublishedIndex
+from indexing.article import join_list, split_list
+from indexing.links import doi_url, pubmed_url
+from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
 
 COLUMNS = (
@@ -153,12 +154,12 @@ class Hit:
     @property
     def url(self) -> str:
         """The PubMed page of the article."""
-        return PUBMED_URL.format(pmid=self.pmid)
+        return pubmed_url(self.pmid)
 
     @property
     def doi_url(self) -> str:
         """The DOI link, or ``""`` without a DOI."""
-        return DOI_URL.format(doi=self.doi) if self.doi else ""
+        return doi_url(self.doi)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json`` output, the app's tables)."""

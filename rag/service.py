@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from indexing.index import IndexReader, PublishedIndex
 from indexing.settings import Settings, get_settings
+from indexing.store import IndexReader, PublishedIndex
 from rag import prompts
 from rag.citations import CitationFilter, RepetitionGuard
 from rag.constraints import CitationConstraint

@@ -63,10 +63,10 @@ def build_index(data_dir: Path, articles: dict, settings=None) -> None:
 
     ``settings`` (an ``indexing.settings.Settings`` for ``data_dir``) defaults to offline ones.
     """
-    from indexing.index import IndexStore
     from indexing.settings import Settings
+    from indexing.store.files import FileStore
 
-    store = IndexStore(settings or Settings(data_dir=data_dir, offline=True))
+    store = FileStore(settings or Settings(data_dir=data_dir, offline=True))
     with store.lock(), store.open_writer() as writer:
         writer.upsert_articles(list(articles.values()), source="xml")
         writer.publish("tests")

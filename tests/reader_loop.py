@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from indexing.index import IndexReader
 from indexing.settings import get_settings
+from indexing.store import IndexReader
 
 
 def _write(path: Path, status: dict[str, Any]) -> None:

@@ -503,7 +503,7 @@ def test_library_ingests_a_folder_of_xml_and_rejects_a_missing_one(
 def test_a_newly_published_version_is_served_without_restart(
     hostile_env: Path, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from indexing.index import IndexStore
+    from indexing.store.files import FileStore
 
     data_dir = tmp_path / "data"
     shutil.copytree(hostile_env, data_dir)
@@ -511,7 +511,7 @@ def test_a_newly_published_version_is_served_without_restart(
     at = search(open_app("search"), "proton pump inhibitor kidney risk")
     assert any(f'data-pmid="{HOSTILE_PMID}"' in card for card in source_cards(at))
 
-    store = IndexStore(Settings(data_dir=data_dir, offline=True))
+    store = FileStore(Settings(data_dir=data_dir, offline=True))
     with store.lock(), store.open_writer() as writer:
         writer.delete_pmids([HOSTILE_PMID])
         writer.publish("test")

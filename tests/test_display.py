@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from indexing.links import doi_url, pmc_url, pubmed_url
 from rag.display import (
     answer_html,
-    doi_url,
     escape,
     highlight,
     query_terms,
@@ -141,6 +141,13 @@ def test_source_card_shortens_long_passages_and_names_missing_ones() -> None:
 )
 def test_doi_links_are_percent_encoded(doi: str, url: str) -> None:
     assert doi_url(doi) == url
+
+
+def test_pubmed_and_pmc_links_take_only_their_identifiers() -> None:
+    assert pubmed_url("42") == "https://pubmed.ncbi.nlm.nih.gov/42/"
+    assert pubmed_url("42/../x") == ""
+    assert pmc_url("PMC123") == "https://pmc.ncbi.nlm.nih.gov/articles/PMC123/"
+    assert pmc_url(" ") == ""
 
 
 def test_year_counts_fill_the_gaps() -> None:

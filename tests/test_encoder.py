@@ -14,8 +14,9 @@ import pytest
 
 from indexing import encoder
 from indexing.encoder import choose_precision, native_bf16, reading_overrides, vectors_args
-from indexing.index import IndexStore, PublishedIndex
 from indexing.settings import Settings, offline_embeddings_path
+from indexing.store import PublishedIndex
+from indexing.store.files import FileStore
 from tests.fixtures_index import SampleIndex, build_index, sample_index
 
 __all__ = ["sample_index"]
@@ -53,10 +54,10 @@ def small_index(tmp_path: Path, sample_index: SampleIndex, **settings: str) -> P
     data_dir = tmp_path / "data"
     articles = dict(list(sample_index.articles.items())[:6])
     build_index(data_dir, articles, Settings(data_dir=data_dir, offline=True, **settings))
-    store = IndexStore(Settings(data_dir=data_dir, offline=True, **settings))
+    store = FileStore(Settings(data_dir=data_dir, offline=True, **settings))
     version = store.current_version()
     assert version is not None
-    return PublishedIndex(store, version)
+    return store.open_version(version)
 
 
 def test_bf16_embeddings_of_real_abstracts_match_fp32(sample_index: SampleIndex) -> None:
@@ -76,7 +77,7 @@ def test_bf16_embeddings_of_real_abstracts_match_fp32(sample_index: SampleIndex)
 
 
 def test_manifest_records_the_precision_that_built_the_index(sample_index: SampleIndex) -> None:
-    store = IndexStore(sample_index.settings())
+    store = FileStore(sample_index.settings())
 
     recorded = store.manifest().embeddings_config["encoder"]
 
@@ -86,11 +87,11 @@ def test_manifest_records_the_precision_that_built_the_index(sample_index: Sampl
 
 
 def test_queries_are_encoded_with_the_precision_of_the_index(sample_index: SampleIndex) -> None:
-    store = IndexStore(sample_index.settings())
+    store = FileStore(sample_index.settings())
     version = store.current_version()
     assert version is not None
 
-    index = PublishedIndex(store, version)
+    index = store.open_version(version)
     try:
         assert model_dtype(index) == {"bf16": "bfloat16", "fp32": "float32"}[EXPECTED]
     finally:
@@ -113,13 +114,13 @@ def test_fp32_setting_turns_the_fast_path_off_for_new_indexes(
 def test_fp32_setting_turns_the_fast_path_off_when_reading_a_bf16_index(
     sample_index: SampleIndex,
 ) -> None:
-    store = IndexStore(
+    store = FileStore(
         Settings(data_dir=sample_index.data_dir, offline=True, encoder_precision="fp32")
     )
     version = store.current_version()
     assert version is not None
 
-    index = PublishedIndex(store, version)
+    index = store.open_version(version)
     try:
         assert index.manifest.embeddings_config["encoder"]["precision"] == "bf16"
         assert model_dtype(index) == "float32"

@@ -140,6 +140,16 @@ def test_csv_round_trips_and_defuses_formulas() -> None:
     assert second["cited"] == "no" and second["year"] == ""
 
 
+def test_csv_doi_url_is_percent_encoded_like_the_app_link() -> None:
+    odd = replace(HIT, doi="10.1000/a b#c?d")
+
+    rows = list(csv.reader(io.StringIO(to_csv([odd], cited=[]))))
+
+    assert dict(zip(CSV_COLUMNS, rows[1], strict=True))["doi_url"] == (
+        "https://doi.org/10.1000/a%20b%23c%3Fd"
+    )
+
+
 def test_answer_markdown_numbers_cited_articles_first() -> None:
     text = answer_markdown(
         "Are PPIs safe?",

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from indexing.index import CATALOG, IndexReader, IndexStore, open_store
 from indexing.settings import Settings
+from indexing.store import IndexReader, open_store
+from indexing.store.files import FileStore
+from indexing.store.layout import CATALOG
 from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES, ROOT, needs_shared_data
 from tests.eutils_server import EutilsServer
 from tests.fixtures_pg import BOTH, Backend
@@ -71,7 +73,7 @@ def catalog(data_dir: Path | Settings) -> dict[str, tuple[str, int]]:
         rows = store.catalog()
         store.close()
         return {pmid: (fingerprint, passages) for pmid, (fingerprint, passages, _) in rows.items()}
-    store = IndexStore(Settings(data_dir=data_dir, offline=True))
+    store = FileStore(Settings(data_dir=data_dir, offline=True))
     version = store.current_version()
     assert version is not None
     with sqlite3.connect(store.version_path(version) / CATALOG) as db:
@@ -323,7 +325,7 @@ def test_kill_9_at_random_points_then_rerun_gives_exact_index(
         time.sleep(rng.uniform(8, 25))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        store = IndexStore(Settings(data_dir=data_dir, offline=True))
+        store = FileStore(Settings(data_dir=data_dir, offline=True))
         if store.current_version():  # whatever was published is complete and readable
             published = catalog(data_dir)
             assert set(published) <= set(expected)
@@ -331,7 +333,7 @@ def test_kill_9_at_random_points_then_rerun_gives_exact_index(
     result = run_cli(data_dir, "-q", "ingest", "--xml", str(METAPUB_PMIDS))
     assert result.returncode == 0, result.stderr
     assert catalog(data_dir) == expected
-    manifest = IndexStore(Settings(data_dir=data_dir, offline=True)).manifest()
+    manifest = FileStore(Settings(data_dir=data_dir, offline=True)).manifest()
     assert manifest.articles == 163
     assert manifest.passages == sum(p for _, p in expected.values())
     index = IndexReader(Settings(data_dir=data_dir, offline=True)).get()

@@ -36,12 +36,12 @@ from indexing.__main__ import cli
 from indexing.article import Article
 from indexing.entrez import EntrezClient, EntrezError
 from indexing.history import read_history
-from indexing.index import IndexReader, open_store
 from indexing.ingest import ingest_query, search_windows
 from indexing.job import ChecksumError, update_queries, verify_nlm_md5
-from indexing.postgres import PgIndexStore
 from indexing.pubmed import parse_pubmed_xml
 from indexing.settings import Settings, get_settings
+from indexing.store import IndexReader, open_store
+from indexing.store.postgres import PgStore
 from tests.conftest import PUBMED_SAMPLES, ROOT
 from tests.eutils_server import EutilsServer
 from tests.fixtures_pg import BOTH, Backend
@@ -182,7 +182,7 @@ def passages(settings: Settings) -> list[tuple[str, str]]:
     if settings.database_url is not None:
         import psycopg
 
-        assert isinstance(store, PgIndexStore)
+        assert isinstance(store, PgStore)
         with psycopg.connect(settings.database_url.get_secret_value()) as db:
             schema = store.version_schema(version)
             return [tuple(row) for row in db.execute(f'SELECT id, text FROM "{schema}".sections')]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from indexing.index import IndexReader, open_store
-from indexing.postgres import PgIndexStore, mask_url, scrub
+from indexing.store import IndexReader, open_store
+from indexing.store.postgres import PgStore, mask_url, scrub
 from rag.search import Filters, search
 from tests.conftest import METAPUB_PMIDS, ROOT, needs_shared_data
 from tests.fixtures_pg import SCHEMA, TEST_PASSWORD, Backend, PgServer
@@ -116,7 +116,7 @@ def test_first_ingest_creates_a_versioned_schema_and_never_shows_the_password(
     )
     assert data["location"] == f"{mask_url(url)} (schema {SCHEMA})"
     store = open_store(postgres.settings(data_dir))
-    assert isinstance(store, PgIndexStore)
+    assert isinstance(store, PgStore)
     with store.db() as conn:
         meta = dict(conn.execute(f"SELECT key, value FROM {SCHEMA}.meta").fetchall())
         stored = conn.execute(f"SELECT manifest::text FROM {SCHEMA}.versions").fetchall()
@@ -183,7 +183,7 @@ def test_hnsw_index_is_built_once_at_publish_not_row_by_row(
     from indexing.article import Article
     from indexing.pubmed import open_xml, parse_pubmed_xml
 
-    def hnsw_indexes(store: PgIndexStore, version: str) -> list[str]:
+    def hnsw_indexes(store: PgStore, version: str) -> list[str]:
         with store.db() as conn:
             rows = conn.execute(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = %s "
@@ -198,7 +198,7 @@ def test_hnsw_index_is_built_once_at_publish_not_row_by_row(
             articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
     settings = postgres.settings(tmp_path / "data")
     store = open_store(settings)
-    assert isinstance(store, PgIndexStore)
+    assert isinstance(store, PgStore)
     for batches in ([articles[:4], articles[4:8]], [articles[8:]]):  # new index, then a copy
         with store.lock(), store.open_writer() as writer:
             for batch in batches:
@@ -213,4 +213,38 @@ def test_hnsw_index_is_built_once_at_publish_not_row_by_row(
     reader = IndexReader(settings)
     assert reader.get().manifest.articles == len(articles)
     assert search(reader, "treatment of patients", limit=3).hits
+    store.close()
+
+
+def test_index_recording_the_old_content_class_path_still_loads_and_filters(
+    postgres: Backend, tmp_path: Path
+) -> None:
+    """Indexes published before ``indexing.store`` name ``indexing.pgcontent.PgContent``."""
+    from indexing.article import Article
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import build_index
+    from indexing.store.postgres.common import CONTENT_CLASS
+
+    articles = []
+    for path in SUBSET[:6]:
+        with open_xml(path) as stream:
+            articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    settings = postgres.settings(tmp_path / "data")
+    manifest = build_index(articles, settings, source="xml")
+    assert manifest.embeddings_config["content"] == CONTENT_CLASS
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config,content}', '\"indexing.pgcontent.PgContent\"')"
+        )
+    old = store.manifest(manifest.version)
+    assert old.embeddings_config["content"] == "indexing.pgcontent.PgContent"
+
+    reader = IndexReader(settings)
+    first = search(reader, "treatment of patients", limit=3).hits[0]
+    assert first.year is not None
+    result = search(reader, "treatment of patients", Filters(year_from=first.year), limit=3)
+    assert first.pmid in [hit.pmid for hit in result.hits]
     store.close()

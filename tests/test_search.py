@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from indexing.article import Article
-from indexing.index import IndexReader, IndexStore
 from indexing.settings import Settings
+from indexing.store import IndexReader
+from indexing.store.files import FileStore
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
 from rag.search import Filters, search
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, rag_env, sample_index
@@ -228,7 +229,7 @@ def test_missing_index_is_a_named_error(tmp_path: Path) -> None:
 
 def test_empty_index_is_a_named_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", offline=True)
-    store = IndexStore(settings)
+    store = FileStore(settings)
     with store.lock(), store.open_writer() as writer:
         writer.publish("empty")
 
@@ -238,6 +239,6 @@ def test_empty_index_is_a_named_error(tmp_path: Path) -> None:
 
 def test_search_follows_the_published_version(reader: IndexReader) -> None:
     result = search(reader, "cancer", limit=1)
-    assert result.index_version == IndexStore(reader.store.settings).current_version()
+    assert result.index_version == FileStore(reader.store.settings).current_version()
     assert result.embeddings_model.startswith("offline:")
     assert result.elapsed_ms > 0
