@@ -46,16 +46,48 @@ def test_a_cited_sentence_keeps_its_citation_and_gets_a_verdict_and_quote(pool) 
     assert grounded.dropped == ()
 
 
-def test_a_cited_sentence_its_article_does_not_support_is_kept_as_unsupported(pool) -> None:
-    # It matches article 22 word for word, but it cites 11: the verdict is against 11 only.
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Warfarin doubled bleeding events in the elderly cohort [PMID:11].",
+        "Warfarin doubled bleeding events in the elderly cohort. [PMID:11]",
+        "Warfarin doubled bleeding events in the elderly cohort [PMID:11][PMID:11].",
+    ],
+)
+def test_a_sentence_cited_where_it_does_not_stand_is_recited_to_where_it_does(
+    pool, written: str
+) -> None:
+    # It cites 11, but it is what article 22 says, word for word.
+    (sentence,) = ground(pool, written).sentences
+
+    assert sentence.text == "Warfarin doubled bleeding events in the elderly cohort [PMID:22]."
+    assert sentence.citations == ("22",)
+    assert sentence.attributed is True
+    assert sentence.support == SUPPORTED
+    assert (sentence.quote, sentence.quote_pmid) == (WARFARIN, "22")
+
+
+def test_a_cited_sentence_no_article_supports_keeps_its_citation_as_unsupported(pool) -> None:
+    text = "Hospital parking fees rose sharply last winter [PMID:11]."
+
+    grounded = ground(pool, text)
+
+    (sentence,) = grounded.sentences
+    assert (sentence.text, sentence.citations) == (text, ("11",))
+    assert sentence.support == UNSUPPORTED
+    assert sentence.attributed is False
+    assert sentence.quote_pmid == "11"
+    assert grounded.dropped == ()
+
+
+def test_a_citation_is_moved_only_to_an_article_that_supports_the_claim(pool) -> None:
+    # With "supported" out of reach, article 22 is at best weak: the citation stays.
     text = "Warfarin doubled bleeding events in the elderly cohort [PMID:11]."
 
-    (sentence,) = ground(pool, text).sentences
+    (sentence,) = ground_answer(text, ["11", "22"], pool, encode_claims, (1.01, 0.45)).sentences
 
+    assert (sentence.text, sentence.citations, sentence.attributed) == (text, ("11",), False)
     assert sentence.support == UNSUPPORTED
-    assert sentence.citations == ("11",)
-    assert sentence.quote_pmid == "11"
-    assert sentence.attributed is False
 
 
 def test_an_uncited_sentence_is_attributed_to_the_article_that_supports_it(pool) -> None:
