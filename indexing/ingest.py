@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import socket
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from indexing.article import Article, Deletion, Skipped
 from indexing.history import RunReport
 from indexing.index import IndexWriter, open_store, utcnow
-from indexing.pubmed import iter_xml_files, open_xml, parse_pubmed_xml
+from indexing.pubmed import PubmedXMLError, iter_xml_files, open_xml, parse_pubmed_xml
 from indexing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,25 @@ def query_source(term: str) -> str:
     return f"query:{term}"
 
 
+def check_xml_files(files: Iterable[Path], max_bytes: int) -> None:
+    """Refuse, before any lock is taken, files that are not regular or larger than allowed.
+
+    Raises:
+        PubmedXMLError: a file is a device, FIFO or socket, or larger than ``max_bytes``.
+    """
+    for path in files:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise PubmedXMLError(
+                f"{path} is not a regular file (a device, FIFO or socket); give a PubMed XML file"
+            )
+        if info.st_size > max_bytes:
+            raise PubmedXMLError(
+                f"{path} is {info.st_size} bytes, more than the {max_bytes} allowed "
+                "(PUBMED_RAG_MAX_XML_FILE_BYTES)"
+            )
+
+
 def file_md5(path: Path) -> str:
     """MD5 of a file, the checksum NLM publishes beside its update files."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -52,8 +72,12 @@ def file_md5(path: Path) -> str:
 
 
 @dataclass
-class _Applier:
-    """Feeds parsed records to a writer in batches, in stream order, with checkpoints."""
+class Applier:
+    """Feeds parsed records to a writer in batches, in stream order, with checkpoints.
+
+    It holds at most one upsert batch of records, never a set of every PMID seen: a full
+    baseline run has tens of millions of them.
+    """
 
     writer: IndexWriter
     report: RunReport
@@ -65,13 +89,11 @@ class _Applier:
     def __post_init__(self) -> None:
         self.pending: list[Article] = []
         self.since_checkpoint = 0
-        self.seen: set[str] = set()
 
     def feed(self, items: Iterable[Article | Deletion | Skipped]) -> None:
         for item in items:
             if isinstance(item, Article):
                 self.pending.append(item)
-                self.seen.add(item.pmid)
                 if self.progress is not None:
                     self.progress.update(1)
                 if len(self.pending) >= UPSERT_BATCH:
@@ -225,11 +247,12 @@ def ingest_files(
     files = list(iter_xml_files([Path(p) for p in paths]))
     if not files:
         raise FileNotFoundError(f"no .xml or .xml.gz files in {', '.join(map(str, paths))}")
+    check_xml_files(files, settings.max_xml_file_bytes)
     report = RunReport(kind=kind, details={"files": [str(f) for f in files]})
 
     def work(writer: IndexWriter) -> None:
         with _Progress(quiet, None, "indexing", progress, len(files)) as bar:
-            applier = _Applier(writer, report, settings, XML_SOURCE, progress=bar)
+            applier = Applier(writer, report, settings, XML_SOURCE, progress=bar)
             for path in files:
                 md5 = file_md5(path)
                 if only_new and writer.applied_files.get(path.name) == md5:
@@ -385,7 +408,7 @@ def ingest_query(
         )
         report.details["count"] = total
         with _Progress(quiet, total, "fetching + indexing", progress) as bar:
-            applier = _Applier(writer, report, settings, query_source(term), progress=bar)
+            applier = Applier(writer, report, settings, query_source(term), progress=bar)
             applier.feed(records)
             bar.set_description(EMBED_LABEL)
             applier.flush()

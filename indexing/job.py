@@ -172,7 +172,7 @@ def _update_query(
 ) -> QueryUpdate:
     """Apply one query's new, revised and vanished records to the writer's working copy."""
     from indexing.article import Article
-    from indexing.ingest import _Applier, date_bound, query_source, search_windows
+    from indexing.ingest import Applier, date_bound, query_source, search_windows
     from indexing.pubmed import parse_pubmed_xml
 
     source = query_source(term)
@@ -189,7 +189,7 @@ def _update_query(
     current = fetch_all_ids(client, term, state.get("mindate"), state.get("maxdate"))
     outcome.count = len(current)
 
-    applier = _Applier(writer, report, settings, source, checkpoints=False)
+    applier = Applier(writer, report, settings, source, checkpoints=False)
     new_from = max(filter(None, (since, low)), default=None)
     searches: list[tuple[str, date | None, date | None]] = []
     if new_from is None or high is None or new_from <= high:
@@ -348,11 +348,12 @@ def update_from_xml(
         ChecksumError: a file does not match its ``.md5`` file; nothing was applied.
         FileNotFoundError: no PubMed XML file among ``paths``.
     """
-    from indexing.ingest import ingest_files
+    from indexing.ingest import check_xml_files, ingest_files
     from indexing.pubmed import iter_xml_files
 
     # NLM numbers its files in publication order, and deletions must apply in that order.
     files = sorted(iter_xml_files([Path(p) for p in paths]), key=lambda path: path.name)
+    check_xml_files(files, settings.max_xml_file_bytes)  # before hashing: /dev/zero never ends
     try:
         checked = verify_nlm_md5(files)
     except ChecksumError as exc:
