@@ -28,6 +28,7 @@ import contextlib
 import gzip
 import itertools
 import re
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -85,7 +86,9 @@ _MONTHS = {
     )
 }
 
-FaultKind = Literal["http", "slow", "truncate", "cut_xml", "drop", "html", "backend_error"]
+FaultKind = Literal[
+    "http", "slow", "truncate", "cut_xml", "drop", "html", "backend_error", "short", "expire"
+]
 Endpoint = Literal["esearch", "efetch"]
 
 
@@ -249,7 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
+        if fault is not None and fault.kind == "expire":
+            owner.expire_history()  # as if hours passed: this request names a lost WebEnv
         answer = owner.answer(name, params)
+        if fault is not None and fault.kind == "short":
+            answer.body = _shorten(answer.body)
         if fault is not None and fault.kind == "truncate":
             # Promise the whole body, send half, hang up: the client sees an incomplete read.
             self.send_response(answer.status)
@@ -276,6 +283,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
+_ID = re.compile(rb"<Id>\d+</Id>\n?")
+
+
+def _shorten(body: bytes) -> bytes:
+    """The answer with the second half of its records (or ids) left out; still valid XML."""
+    for pattern in (_ARTICLE, _ID):
+        matches = list(pattern.finditer(body))
+        if matches:
+            for match in reversed(matches[len(matches) // 2 :]):
+                body = body[: match.start()] + body[match.end() :]
+            return body
+    return body
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -291,10 +312,15 @@ class EutilsServer:
         records: ``{pmid: <PubmedArticle> bytes}``, e.g. from :func:`load_records`.
         host: address to bind.
         port: port to bind; 0 picks a free one.
+        certfile: a PEM file with a certificate and its key: serve HTTPS with it.
     """
 
     def __init__(
-        self, records: Mapping[str, bytes] | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        records: Mapping[str, bytes] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certfile: str | Path | None = None,
     ):
         self._lock = threading.Lock()
         self._records: dict[str, StoredRecord] = {}
@@ -305,6 +331,12 @@ class EutilsServer:
         for xml in (records or {}).values():
             self.add(xml)
         self._httpd = _HTTPServer((host, port), self)
+        self._scheme = "http"
+        if certfile is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certfile)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -313,7 +345,7 @@ class EutilsServer:
     def url(self) -> str:
         """Base URL of the E-utilities, ending in ``/``."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
+        return f"{self._scheme}://{host!s}:{port}{BASE_PATH}"
 
     def start(self) -> EutilsServer:
         """Serve in a daemon thread."""
@@ -435,11 +467,20 @@ class EutilsServer:
         * ``drop``: close the connection without any answer.
         * ``html``: HTTP 200 with an HTML page instead of XML.
         * ``backend_error``: HTTP 200 with NCBI's ``<ERROR>`` answer for a backend failure.
+        * ``short``: HTTP 200 with the second half of the records (or uilist ids) left out,
+          as PubMed does now and then; a one-record answer loses its record.
+        * ``expire``: every WebEnv is forgotten first (see :meth:`expire_history`), so a
+          request naming one gets NCBI's "Unable to obtain query" answer.
         """
         after = None if retry_after is None else str(retry_after)
         fault = Fault(kind, times, endpoint, status, after, delay_s, body)
         with self._lock:
             self._faults.append(fault)
+
+    def expire_history(self) -> None:
+        """Forget every stored search, as NCBI's history server does after hours of disuse."""
+        with self._lock:
+            self._history.clear()
 
     @property
     def faults_pending(self) -> int:
