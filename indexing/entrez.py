@@ -54,6 +54,8 @@ POST_MIN_IDS = 200
 POST_MIN_QUERY_CHARS = 1000
 # Retry-After can ask for anything; we wait at most this long for one attempt.
 MAX_RETRY_AFTER_S = 120.0
+# Rounds of fetching by id what a short batch lacked (a by-id answer can be short too).
+REFETCH_ROUNDS = 2
 # A search whose history entry is gone (WebEnv expired) is run again at most this often per
 # fetch; more means the history server is failing, not that one entry aged out.
 MAX_RESEARCHES = 3
@@ -631,10 +633,16 @@ class EntrezClient:
             retmax,
             len(lacking),
         )
-        bodies = list(self.fetch_pmids(lacking))
-        found = {pmid for payload in bodies for pmid in record_pmids(payload)}
-        gaps.refetched.update(found & set(lacking))
-        still = [pmid for pmid in lacking if pmid not in found]
+        bodies: list[bytes] = []
+        still = lacking
+        for _round in range(REFETCH_ROUNDS):
+            fetched = list(self.fetch_pmids(still))
+            found = {pmid for payload in fetched for pmid in record_pmids(payload)}
+            bodies.extend(fetched)
+            gaps.refetched.update(found & set(still))
+            still = [pmid for pmid in still if pmid not in found]
+            if not still:
+                break
         if still:
             # Deleted since the search, or NCBI failing: either way not indexed by this run.
             logger.warning("efetch %s: %d PMIDs not returned by id either", context, len(still))

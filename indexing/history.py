@@ -27,13 +27,17 @@ class RunReport:
     started_at: str = ""
     finished_at: str = ""
     duration_s: float = 0.0
-    status: str = "running"  # "ok", "failed", "interrupted"; "died" when read back unfinished
+    # "ok", "partial" (some tracked queries failed; the others were applied), "failed",
+    # "interrupted"; "died" when read back unfinished.
+    status: str = "running"
     added: int = 0
     revised: int = 0
     unchanged: int = 0
     deleted: int = 0
     skipped: int = 0
     failed: int = 0
+    refetched: int = 0  # records missing from a short efetch batch, then fetched by id
+    unfetched: int = 0  # records missing from a short batch and from the by-id fetch too
     index_version: str = ""
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +66,8 @@ class RunReport:
             f"{self.unchanged} unchanged, {self.deleted} deleted, {self.skipped} skipped, "
             f"{self.failed} failed in {self.duration_s:.1f}s"
         )
+        if self.refetched or self.unfetched:
+            text += f"; {self.refetched} refetched by id, {self.unfetched} not fetched"
         if self.index_version:
             text += f" (index {self.index_version})"
         if self.error:

@@ -221,7 +221,8 @@ def run_with_writer(
         store.append_report(report)
         store.close()
         raise
-    report.finish("ok")
+    # A run whose failures were contained (one tracked query of several) still published.
+    report.finish("partial" if report.failed else "ok", report.error)
     store.append_report(report)
     store.close()
     return report
@@ -272,17 +273,52 @@ def ingest_files(
     return run_with_writer(settings, report, work, wait)
 
 
+# PMIDs kept per query in a report's details (the count is always complete).
+MAX_REPORTED_PMIDS = 100
+
+
+def record_gaps(report: RunReport, term: str, gaps: Any) -> None:
+    """Put what short batches lacked (an :class:`indexing.entrez.FetchGaps`) in the report."""
+    report.refetched += len(gaps.refetched)
+    report.unfetched += len(gaps.missing)
+    if gaps.missing:
+        missing = sorted(gaps.missing, key=int)
+        report.details.setdefault("unfetched", {})[term] = missing[:MAX_REPORTED_PMIDS]
+        log.warning(
+            "query %r: %d records could not be fetched (%s); its watermark stays",
+            term,
+            len(missing),
+            ", ".join(missing[:5]) + ("…" if len(missing) > 5 else ""),
+        )
+
+
 # E-utilities' own open lower bound for a date range.
 EARLIEST_DATE = date(1000, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
 class DateWindow:
-    """One part of a search, bounded by dates, that PubMed can serve whole."""
+    """One part of a search, bounded by dates, that PubMed can serve whole.
+
+    ``term`` and ``datetype`` are the window's own: a day too large for PubMed is pinned into
+    the term and split on another date type.
+    """
 
     mindate: str | date | None
     maxdate: str | date | None
     result: Any  # indexing.entrez.SearchResult
+    term: str = ""
+    datetype: str = "edat"
+
+
+# The date type a day too large for PubMed is split on next, in this order of preference.
+SPLIT_ORDER = ("edat", "pdat", "mdat")
+
+
+def pin_day(term: str, day: date, datetype: str) -> str:
+    """``term`` restricted to one day of ``datetype``, in PubMed's range syntax."""
+    stamp = day.strftime("%Y/%m/%d")
+    return f'({term}) AND ("{stamp}"[{datetype}] : "{stamp}"[{datetype}])'
 
 
 def date_bound(value: str | date | None, *, upper: bool) -> date | None:
@@ -298,6 +334,10 @@ def date_bound(value: str | date | None, *, upper: bool) -> date | None:
     return date(parts[0], 12, 31) if upper else date(parts[0], 1, 1)
 
 
+# A part of a search still to cut: term, datetype, date types pinned into the term, low, high.
+_Part = tuple[str, str, tuple[str, ...], str | date | None, str | date | None]
+
+
 def search_windows(
     client: Any,
     term: str,
@@ -309,7 +349,9 @@ def search_windows(
     """Searches that together cover ``term`` between two dates, each small enough to fetch.
 
     PubMed serves only the first 9,999 records of a search, so a larger one is bisected by
-    date until every part fits. Parts come newest first, PubMed's own order, so
+    date until every part fits. A single day still too large (a mass revision by NLM gives one
+    mdat day hundreds of thousands of records) is pinned into the term and split again on
+    another date type (:data:`SPLIT_ORDER`). Parts come newest first, PubMed's own order, so
     ``max_records`` keeps the most recent records, as an unsplit search would. Empty parts
     are left out.
 
@@ -322,34 +364,49 @@ def search_windows(
         max_records: stop once this many records are covered.
 
     Raises:
-        EntrezError: when a single day holds more records than PubMed serves.
+        EntrezError: when a single day of every date type holds more records than PubMed
+            serves.
     """
     from indexing.entrez import PUBMED_RETRIEVAL_LIMIT, EntrezError
 
     limit = getattr(client, "retrieval_limit", PUBMED_RETRIEVAL_LIMIT)
     remaining = max_records
-    pending: list[tuple[str | date | None, str | date | None]] = [(mindate, maxdate)]
+    pending: list[_Part] = [(term, datetype, (), mindate, maxdate)]
     while pending and (remaining is None or remaining > 0):
-        low, high = pending.pop()
-        result = client.esearch(term, mindate=low, maxdate=high, datetype=datetype)
+        part_term, part_type, pinned, low, high = pending.pop()
+        result = client.esearch(part_term, mindate=low, maxdate=high, datetype=part_type)
         wanted = result.count if remaining is None else min(result.count, remaining)
         if wanted <= limit:
             if wanted:
-                yield DateWindow(low, high, result)
+                yield DateWindow(low, high, result, part_term, part_type)
             remaining = None if remaining is None else remaining - wanted
             continue
         first = date_bound(low, upper=False) or EARLIEST_DATE
         # No record has a future edat or mdat; pdat can run a little ahead (issues in press).
-        ahead = timedelta(days=1 if datetype != "pdat" else 3 * 366)
+        ahead = timedelta(days=1 if part_type != "pdat" else 3 * 366)
         last = date_bound(high, upper=True) or datetime.now(UTC).date() + ahead
         if first >= last:
-            raise EntrezError(
-                f"query {term!r} matches {result.count} records on {first} ({datetype}) alone, "
-                f"more than the {limit} PubMed serves: narrow the query"
+            done = (*pinned, part_type)
+            following = [kind for kind in SPLIT_ORDER if kind not in done]
+            if not following:
+                raise EntrezError(
+                    f"query {term!r} matches {result.count} records on {first} ({part_type}) "
+                    f"alone, more than the {limit} PubMed serves, on every date type: narrow "
+                    "the query"
+                )
+            log.info(
+                "query %r: %d records on %s (%s) alone; splitting that day by %s",
+                term,
+                result.count,
+                first,
+                part_type,
+                following[0],
             )
+            pending.append((pin_day(part_term, first, part_type), following[0], done, None, None))
+            continue
         middle = first + (last - first) // 2
-        pending.append((first, middle))  # the older half, searched after the newer one
-        pending.append((middle + timedelta(days=1), last))
+        pending.append((part_term, part_type, pinned, first, middle))  # older half, searched last
+        pending.append((part_term, part_type, pinned, middle + timedelta(days=1), last))
 
 
 def fetch_query_articles(
@@ -360,10 +417,12 @@ def fetch_query_articles(
     maxdate: str | None,
     max_records: int | None,
     datetype: str = "edat",
+    gaps: Any = None,
 ) -> tuple[int, Iterator[Article | Deletion | Skipped]]:
     """esearch with the history server, then stream the efetch batches as parsed records.
 
-    A search larger than PubMed serves is split by date (:func:`search_windows`).
+    A search larger than PubMed serves is split by date (:func:`search_windows`). ``gaps``
+    (an :class:`indexing.entrez.FetchGaps`) collects records short batches lacked.
     """
     windows = list(search_windows(client, term, mindate, maxdate, datetype, max_records))
     total = sum(window.result.count for window in windows)
@@ -373,7 +432,8 @@ def fetch_query_articles(
         remaining = total
         for window in windows:
             take = min(window.result.count, remaining)
-            for _start, payload in client.fetch_batches(window.result, max_records=take):
+            batches = client.fetch_batches(window.result, max_records=take, gaps=gaps)
+            for _start, payload in batches:
                 yield from parse_pubmed_xml(io.BytesIO(payload))
             remaining -= take
 
@@ -396,15 +456,16 @@ def ingest_query(
 
     ``progress`` is called as records arrive (the terminal bar is unaffected by it).
     """
-    from indexing.entrez import EntrezClient
+    from indexing.entrez import EntrezClient, FetchGaps
 
     client = client or EntrezClient.from_settings(settings)
     report = RunReport(kind="ingest-query", details={"query": term})
     started = utcnow()
 
     def work(writer: IndexWriter) -> None:
+        gaps = FetchGaps()
         total, records = fetch_query_articles(
-            client, term, mindate=mindate, maxdate=maxdate, max_records=max_records
+            client, term, mindate=mindate, maxdate=maxdate, max_records=max_records, gaps=gaps
         )
         report.details["count"] = total
         with _Progress(quiet, total, "fetching + indexing", progress) as bar:
@@ -412,13 +473,17 @@ def ingest_query(
             applier.feed(records)
             bar.set_description(EMBED_LABEL)
             applier.flush()
+        previous = writer.queries.get(term, {})
+        record_gaps(report, term, gaps)
         writer.set_query(
             term,
             mindate=mindate,
             maxdate=maxdate,
             max=max_records,
-            added_at=writer.queries.get(term, {}).get("added_at", started),
-            last_success=started,
+            added_at=previous.get("added_at", started),
+            # A watermark never passes a record that was not fetched: the next update then
+            # re-reads from the previous one (or, for a new query, everything).
+            last_success=previous.get("last_success") if gaps.missing else started,
             last_count=total,
         )
 

@@ -124,6 +124,8 @@ class QueryUpdate:
     deleted: int = 0
     skipped: int = 0
     count: int = 0
+    refetched: int = 0
+    unfetched: int = 0  # records not fetched: the query's watermark stays where it was
     notes: list[str] = field(default_factory=list)
 
 
@@ -150,7 +152,7 @@ def fetch_all_ids(
 
     pmids: set[str] = set()
     for window in search_windows(client, term, mindate, maxdate, "edat"):
-        pmids.update(client.fetch_ids(term, window.mindate, window.maxdate, "edat"))
+        pmids.update(client.fetch_ids(window.term, window.mindate, window.maxdate, window.datetype))
     return pmids
 
 
@@ -172,7 +174,8 @@ def _update_query(
 ) -> QueryUpdate:
     """Apply one query's new, revised and vanished records to the writer's working copy."""
     from indexing.article import Article
-    from indexing.ingest import Applier, date_bound, query_source, search_windows
+    from indexing.entrez import FetchGaps
+    from indexing.ingest import Applier, date_bound, query_source, record_gaps, search_windows
     from indexing.pubmed import parse_pubmed_xml
 
     source = query_source(term)
@@ -198,15 +201,18 @@ def _update_query(
         # Revisions of records outside the query's entrez-date range are not ours; they are
         # dropped after parsing because esearch filters on one date type at a time.
         searches.append(("mdat", since, None))
+    gaps = FetchGaps()
     for datetype, first, last in searches:
         for window in search_windows(client, term, first, last, datetype):
-            for _start, payload in client.fetch_batches(window.result):
+            for _start, payload in client.fetch_batches(window.result, gaps=gaps):
                 applier.feed(
                     item
                     for item in parse_pubmed_xml(io.BytesIO(payload))
                     if not isinstance(item, Article) or _within(item.edat, low, high)
                 )
     applier.flush()
+    record_gaps(report, term, gaps)
+    outcome.refetched, outcome.unfetched = len(gaps.refetched), len(gaps.missing)
 
     gone = indexed - current
     if gone and not current:
@@ -246,11 +252,17 @@ def update_queries(
     Returns:
         The run's report, also appended to the history.
 
+    A query that fails with an :class:`EntrezError` (one day beyond what PubMed serves on
+    every date type, NCBI refusing it) does not stop the others: they are applied and move
+    their watermarks, the run ends ``partial`` with the failure in its report, and the failed
+    query's window is redone by the next run. A query with records that could not be fetched
+    is applied but keeps its watermark.
+
     Raises:
         IndexNotFoundError: nothing has been published yet.
-        EntrezError: a query could not be brought up to date; nothing was published.
+        EntrezError: every tracked query failed; nothing was published.
     """
-    from indexing.entrez import EntrezClient
+    from indexing.entrez import EntrezClient, EntrezError
     from indexing.ingest import run_with_writer
 
     store = open_store(settings)
@@ -272,16 +284,32 @@ def update_queries(
             log.warning("no tracked queries to update; track one with `ingest --query TERM`")
         report.details["queries"] = {}
         watermarks: dict[str, dict[str, Any]] = {}
+        failures: dict[str, str] = {}
         for term, state in queries.items():
             log.info("updating query %r", term)
             try:
                 outcome = _update_query(writer, client, term, state, settings, report)
+            except EntrezError as exc:
+                # Records this query already applied stay (upserts are idempotent); its
+                # watermark does not move, so the next run redoes its window.
+                report.failed += 1
+                failures[term] = str(exc)
+                report.details["failed_queries"] = failures
+                log.error("query %r failed: %s (the other queries go on)", term, exc)
+                continue
             except Exception:
                 report.failed += 1
                 report.details["failed_query"] = term
                 raise
             report.details["queries"][term] = asdict(outcome)
-            watermarks[term] = {"last_success": started, "last_count": outcome.count}
+            if not outcome.unfetched:
+                watermarks[term] = {"last_success": started, "last_count": outcome.count}
+        if failures and len(failures) == len(queries):
+            first = next(iter(failures))
+            report.details["failed_query"] = first
+            raise EntrezError(failures[first])
+        if failures:
+            report.error = "; ".join(f"query {term!r}: {error}" for term, error in failures.items())
         # Only watermarks would change: publishing a copy of the index just for them would
         # make every reader reload it for nothing. The next window starts earlier instead.
         if writer.dirty:
@@ -526,7 +554,10 @@ def run_schedule(
 def update(
     ctx: click.Context, xml_paths: tuple[Path, ...], paths: tuple[Path, ...], wait: float
 ) -> None:
-    """Bring the index up to date: tracked queries since their last run, or update files (--xml)."""
+    """Bring the index up to date: tracked queries since their last run, or update files (--xml).
+
+    Exit code 1 when some tracked queries failed and the others were applied ("partial").
+    """
     settings = get_settings()
     files = list(xml_paths) + list(paths)
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
@@ -540,6 +571,8 @@ def update(
                 lambda: update_queries(settings, wait=wait, before_publish=stop.defer), debug
             )
     click.echo(report.summary())
+    if report.status == "partial":
+        ctx.exit(1)  # some queries were applied, some failed: a monitor should notice
 
 
 @click.command(epilog=SCHEDULE_EXAMPLES)

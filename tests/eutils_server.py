@@ -13,6 +13,8 @@ Search semantics, kept simple on purpose:
 * ``mindate``/``maxdate`` (``YYYY[/MM[/DD]]``, inclusive) filter on ``datetype`` edat, mdat or
   pdat. A record's edat comes from ``PubMedPubDate[@PubStatus="entrez"]`` (else "pubmed"), its
   mdat from ``DateRevised``, its pdat from the journal issue date; tests may override them.
+* A date range in the term, ``("2024/01/05"[mdat] : "2024/01/05"[mdat])`` joined with ``AND``
+  (PubMed's range syntax), filters like ``mindate``/``maxdate`` on that date type.
 * Hits are sorted most recent first: edat descending, then PMID descending.
 
 Faults are scripted with :meth:`EutilsServer.inject` and apply to the next matching requests;
@@ -79,6 +81,11 @@ BACKEND_ERRORS = {
 _ARTICLE = re.compile(rb"<PubmedArticle>.*?</PubmedArticle>", re.DOTALL)
 _WORD = re.compile(r"\w+\*?")
 _FIELD_TAG = re.compile(r"\[[^\]]*\]")
+_DATE_TEXT = r'"?(\d{4}(?:/\d{1,2}){0,2})"?'
+_DATE_CLAUSE = re.compile(
+    rf"\s+AND\s+\(\s*{_DATE_TEXT}\[(edat|mdat|pdat)\]\s*:\s*{_DATE_TEXT}\[\2\]\s*\)",
+    re.IGNORECASE,
+)
 _MONTHS = {
     month: number
     for number, month in enumerate(
@@ -227,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()
         }
         name = split.path.rsplit("/", 1)[-1].removesuffix(".fcgi")
-        fault = owner.take_fault(name)
+        fault = owner.take_fault(name, params)
         owner.record(self.command, name, params, fault)
         # The client may have given up already (a timeout test): nothing left to tell it.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -327,6 +334,7 @@ class EutilsServer:
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self._history: dict[str, list[list[str]]] = {}
+        self._withheld: set[str] = set()
         self._webenv_ids = itertools.count(1)
         for xml in (records or {}).values():
             self.add(xml)
@@ -423,6 +431,15 @@ class EutilsServer:
             old = self._records[pmid]
         return self.add(xml, edat=edat or old.edat, mdat=mdat)
 
+    def withhold(self, *pmids: str, withheld: bool = True) -> None:
+        """Let efetch leave records out while searches still find them (PubMed does, now
+        and then, for records it is re-indexing); ``withheld=False`` serves them again."""
+        with self._lock:
+            if withheld:
+                self._withheld.update(pmids)
+            else:
+                self._withheld.difference_update(pmids)
+
     def remove(self, pmid: str) -> None:
         """Stop serving a record (as if PubMed deleted it)."""
         with self._lock:
@@ -467,8 +484,10 @@ class EutilsServer:
         * ``drop``: close the connection without any answer.
         * ``html``: HTTP 200 with an HTML page instead of XML.
         * ``backend_error``: HTTP 200 with NCBI's ``<ERROR>`` answer for a backend failure.
-        * ``short``: HTTP 200 with the second half of the records (or uilist ids) left out,
-          as PubMed does now and then; a one-record answer loses its record.
+        * ``short``: HTTP 200 with the second half of the records left out, as PubMed does
+          now and then; a one-record answer loses its record. Only batches of a stored
+          search count (id listings and fetches by id pass untouched; see :meth:`withhold`
+          for records that by-id fetches miss too).
         * ``expire``: every WebEnv is forgotten first (see :meth:`expire_history`), so a
           request naming one gets NCBI's "Unable to obtain query" answer.
         """
@@ -488,10 +507,18 @@ class EutilsServer:
         with self._lock:
             return sum(fault.times for fault in self._faults)
 
-    def take_fault(self, endpoint: str) -> Fault | None:
-        """The fault for a request to ``endpoint``, if one is scripted (used by the handler)."""
+    def take_fault(self, endpoint: str, params: Mapping[str, str] | None = None) -> Fault | None:
+        """The fault for a request to ``endpoint``, if one is scripted (used by the handler).
+
+        A ``short`` fault waits for a request for a batch of a stored search's records (not
+        an id listing, not a fetch by id).
+        """
+        params = params or {}
+        records = endpoint == "efetch" and params.get("rettype") != "uilist" and "id" not in params
         with self._lock:
             for fault in self._faults:
+                if fault.kind == "short" and not records:
+                    continue
                 if fault.endpoint in (None, endpoint):
                     fault.times -= 1
                     if fault.times <= 0:
@@ -548,14 +575,27 @@ class EutilsServer:
         datetype: str = "edat",
     ) -> list[str]:
         """PMIDs matching ``term`` and the date range, most recent first."""
+        ranges = [
+            (kind.lower(), _bound(first, upper=False), _bound(last, upper=True))
+            for first, kind, last in _DATE_CLAUSE.findall(term)
+        ]
+        term = _DATE_CLAUSE.sub("", term).strip()
+        while term.startswith("(") and term.endswith(")"):
+            term = term[1:-1].strip()
+        ranges.append(
+            (
+                datetype,
+                _bound(mindate, upper=False) if mindate else date.min,
+                _bound(maxdate, upper=True) if maxdate else date.max,
+            )
+        )
         words = self._words(term)
-        low = _bound(mindate, upper=False) if mindate else date.min
-        high = _bound(maxdate, upper=True) if maxdate else date.max
         with self._lock:
             hits = [
                 r
                 for r in self._records.values()
-                if low <= getattr(r, datetype) <= high and all(self._match(w, r) for w in words)
+                if all(low <= getattr(r, kind) <= high for kind, low, high in ranges)
+                and all(self._match(w, r) for w in words)
             ]
         hits.sort(key=lambda r: (r.edat, int(r.pmid)), reverse=True)
         return [r.pmid for r in hits]
@@ -644,7 +684,11 @@ class EutilsServer:
             return _Answer(200, f"{UILIST_PROLOGUE}<IdList>\n{listing}</IdList>\n".encode())
         with self._lock:
             # Like PubMed: PMIDs no longer served are silently missing from the answer.
-            articles = [self._records[pmid].xml for pmid in ids if pmid in self._records]
+            articles = [
+                self._records[pmid].xml
+                for pmid in ids
+                if pmid in self._records and pmid not in self._withheld
+            ]
         body = b"\n".join(
             [EFETCH_PROLOGUE + b"<PubmedArticleSet>", *articles, b"</PubmedArticleSet>\n"]
         )
