@@ -269,9 +269,15 @@ class IndexStore:
         """
         removed = []
         current = self.current_version()
+        for tmp in self.root.glob(f".{CURRENT}.*.tmp"):  # a writer killed while switching
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
         if self.versions.exists():
+            published = _version_number(current) if current else -1
             for path in self.versions.iterdir():
-                if path.name.startswith(STAGING_PREFIX):
+                # A version newer than CURRENT was renamed into place by a writer killed
+                # before it switched CURRENT: never published, so not one of the kept.
+                if path.name.startswith(STAGING_PREFIX) or _version_number(path.name) > published:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path.name)
         keep = self.settings.keep_versions

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from indexing.article import Article, Deletion, Skipped
-from indexing.history import RunReport
+from indexing.history import RunReport, trim_history
 from indexing.index import IndexWriter, open_store, utcnow
 from indexing.pubmed import PubmedXMLError, iter_xml_files, open_xml, parse_pubmed_xml
 from indexing.settings import Settings
@@ -202,8 +203,14 @@ def run_with_writer(
     report.started_at = utcnow()
     try:
         with store.lock(wait=wait, purpose=report.kind):
+            if store.backend == "embedded":
+                trim_history(
+                    settings.index_dir, settings.history_max_runs, settings.history_max_days
+                )
             # Recorded before the work, so that a run killed on the way still shows up.
-            report.details.update(pid=os.getpid(), host=socket.gethostname())
+            report.details.update(
+                pid=os.getpid(), host=socket.gethostname(), thread=threading.get_native_id()
+            )
             store.append_report(report)
             with store.open_writer() as writer:
                 work(writer)
@@ -218,6 +225,13 @@ def run_with_writer(
         raise
     except Exception as exc:
         report.finish("failed", f"{type(exc).__name__}: {exc}")
+        store.append_report(report)
+        store.close()
+        raise
+    except BaseException:
+        # Not an error of the run but its caller stopping it: Streamlit stops a page's script
+        # with a BaseException when the page reruns. Without this the run stayed "running".
+        report.finish("interrupted", "stopped by its caller before publishing; rerun to finish")
         store.append_report(report)
         store.close()
         raise

@@ -417,3 +417,58 @@ def test_applier_holds_at_most_one_upsert_batch_of_records(tmp_path: Path) -> No
     for name, value in vars(applier).items():
         if isinstance(value, set | list | dict):
             assert len(value) <= UPSERT_BATCH, f"Applier.{name} grows with the run"
+
+
+def test_version_renamed_but_never_published_is_removed_by_the_next_run(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexing import index as index_module
+    from indexing.ingest import ingest_files
+
+    ingest_files(SUBSET[:2], settings, quiet=True)
+    real_write = index_module._write_atomic
+
+    def killed_while_switching(path: Path, text: str) -> None:
+        # The version directory is already renamed into place; the process dies while
+        # writing the new CURRENT, leaving its temporary file behind.
+        path.with_name(f".{path.name}.99999.tmp").write_text(text, encoding="utf-8")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(index_module, "_write_atomic", killed_while_switching)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_files(SUBSET[2:4], settings, quiet=True)
+    monkeypatch.setattr(index_module, "_write_atomic", real_write)
+    store = open_store(settings)
+    assert store.current_version() == "v000001"
+    assert store.published_versions() == ["v000001", "v000002"]  # v000002: never published
+
+    report = ingest_files(SUBSET[4:5], settings, quiet=True)
+
+    # The orphan was removed before publishing: its name is free again, and no reader ever
+    # opened it (CURRENT never named it).
+    assert report.index_version == store.current_version() == "v000002"
+    assert store.published_versions() == ["v000001", "v000002"]
+    assert store.manifest().run_id == report.run_id
+    assert list(settings.index_dir.glob(".CURRENT.*.tmp")) == []
+    assert len(catalog(settings)) == 3  # what v000002 held was never published
+
+
+def test_run_stopped_by_a_streamlit_rerun_is_recorded_not_left_running(
+    settings: Settings,
+) -> None:
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from indexing.ingest import IngestProgress, ingest_files
+
+    def rerun(state: IngestProgress) -> None:
+        if state.records:
+            raise StopException()  # what Streamlit raises in a page's thread when it reruns
+
+    with pytest.raises(StopException):
+        ingest_files(SUBSET[:3], settings, quiet=True, progress=rerun)
+
+    store = open_store(settings)
+    last = store.read_history()[-1]
+    assert last["status"] == "interrupted"
+    with store.lock(wait=0):
+        pass
