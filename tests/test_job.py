@@ -498,6 +498,42 @@ def test_ingest_query_larger_than_pubmed_serves_is_fetched_in_date_slices(
     assert set(catalog(settings)) == set(newest)
 
 
+def test_ingest_whose_windows_expire_before_they_are_fetched_gets_every_record(
+    settings_env: Path, server: EutilsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_EUTILS_URL", server.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    client = EntrezClient.from_settings(settings)
+    client.retrieval_limit = 4  # several windows, all searched before the first fetch
+    server.inject("expire", endpoint="efetch")  # hours pass: every WebEnv is gone
+    server.inject("slow", delay_s=0.0, times=3, endpoint="efetch")
+    server.inject("expire", endpoint="efetch")  # and again, in a later window
+
+    report = ingest_query(TERM, settings, quiet=True, client=client)
+
+    assert (report.status, report.added, report.unfetched) == ("ok", BASE_SIZE, 0)
+    assert set(catalog(settings)) == set(server.pmids)
+    assert server.faults_pending == 0
+
+
+def test_ingest_with_a_record_not_fetched_leaves_the_query_without_a_watermark(
+    settings_env: Path, server: EutilsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_EUTILS_URL", server.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    withheld = server.pmids[3]
+    server.withhold(withheld)
+
+    report = ingest_query(TERM, settings, quiet=True)
+
+    assert (report.added, report.unfetched) == (BASE_SIZE - 1, 1)
+    assert report.details["unfetched"] == {TERM: [withheld]}
+    state = published(settings)[1].queries[TERM]
+    assert state["last_success"] is None  # the first update re-reads everything
+
+
 def test_search_windows_cover_a_large_search_in_slices_pubmed_can_serve(
     server: EutilsServer,
 ) -> None:
