@@ -6,8 +6,11 @@ PubMed (edat) or was revised (mdat) since the query's last successful update, mi
 records the full query no longer returns lose the query as a source (and leave the index when
 no other source keeps them). The whole run is one staging copy and one publish: a run that
 fails or is killed publishes nothing, its watermarks do not move, and the next run redoes the
-same window. A run that changes no record publishes no version either (readers keep their
-loaded index); its watermarks then stay where they were, which only widens the next window.
+same window. A query failing with an E-utilities error is contained: the others publish and
+move their watermarks, the run is "partial", and that query's window is redone next time; a
+query with records that could not be fetched keeps its watermark as well. A run that changes
+no record publishes no version either (readers keep their loaded index); its watermarks then
+stay where they were, which only widens the next window.
 
 ``update --xml`` applies PubMed's daily update files, each at most once, after checking NLM's
 ``.md5`` files. ``schedule`` runs updates on a cron expression in the foreground; SIGTERM or

@@ -766,3 +766,16 @@ def test_entity_declarations_are_refused() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><PubmedArticleSet>&a;</PubmedArticleSet>'
     with pytest.raises(AnswerError, match="entities"):
         parse_efetch(bomb)
+
+
+def test_id_listing_whose_webenv_expired_is_searched_again(
+    eutils_server: EutilsServer, make_client: Callable[..., EntrezClient]
+) -> None:
+    client = make_client(ids_per_request=40)
+    eutils_server.inject("slow", delay_s=0.0, endpoint="efetch")  # the first page goes through
+    eutils_server.inject("expire", endpoint="efetch")  # the second names a lost WebEnv
+
+    pmids = client.fetch_ids("all[sb]")
+
+    assert pmids == eutils_server.search("all[sb]")
+    assert [r.endpoint for r in eutils_server.requests].count("esearch") == 2
