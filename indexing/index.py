@@ -273,11 +273,13 @@ class IndexStore:
             tmp.unlink(missing_ok=True)
             removed.append(tmp.name)
         if self.versions.exists():
-            published = _version_number(current) if current else -1
+            # A version newer than CURRENT was renamed into place by a writer killed before it
+            # switched CURRENT: never published, so not one of the kept. (Without CURRENT at
+            # all nothing is judged: that may be damage, and versions are the only copies.)
+            published = _version_number(current) if current else None
             for path in self.versions.iterdir():
-                # A version newer than CURRENT was renamed into place by a writer killed
-                # before it switched CURRENT: never published, so not one of the kept.
-                if path.name.startswith(STAGING_PREFIX) or _version_number(path.name) > published:
+                unpublished = published is not None and _version_number(path.name) > published
+                if path.name.startswith(STAGING_PREFIX) or unpublished:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path.name)
         keep = self.settings.keep_versions
