@@ -4,7 +4,10 @@ Every request goes through :meth:`EntrezClient._call`, which applies NCBI's etiq
 ``email``, ``api_key``; at most 3 requests/s, 10/s with a key), retries what is really transient
 (HTTP 429 and 5xx, timeouts, dropped connections, incomplete or unparsable bodies, NCBI's
 "backend failed"-type ``<ERROR>`` answers) with exponential backoff, and turns everything else
-into one :class:`EntrezError` with a one-line message.
+into one :class:`EntrezError` with a one-line message. Two failures look transient but are not:
+an untrusted TLS certificate (never retried) and a history entry that is gone ("Unable to
+obtain query": :class:`WebEnvExpiredError`, answered by searching again). A short efetch batch
+is completed by fetching the PMIDs it lacks by id (:class:`FetchGaps` says what stayed missing).
 
 ``Bio.Entrez`` reads esearch answers (``Entrez.read``), but its request functions hard-code
 NCBI's host, so requests are built here against ``settings.eutils_url``. Its private
