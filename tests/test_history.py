@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from indexing import history as history_module
 from indexing.history import DIED, RunReport, append_report, read_history, trim_history
 
 
@@ -163,6 +164,15 @@ def test_the_last_runs_are_read_from_the_end_and_paged(
 
     monkeypatch.setattr(Path, "read_text", whole_file)
     monkeypatch.setattr(Path, "read_bytes", whole_file)
+    parsed: list[int] = []
+    parse = history_module._parse_lines
+
+    def counting(lines: list[bytes]) -> list[dict[str, object]]:
+        parsed.append(len(lines))
+        return parse(lines)
+
+    monkeypatch.setattr(history_module, "_parse_lines", counting)
     assert read_history(tmp_path, limit=5) == everything[-5:]
+    assert parsed == [14]  # 2 lines per run for 5 runs and a few more, not 1,600
     assert read_history(tmp_path, limit=5, offset=5) == everything[-10:-5]
     assert read_history(tmp_path, limit=2, offset=799) == everything[:1]
