@@ -4,7 +4,10 @@ Every request goes through :meth:`EntrezClient._call`, which applies NCBI's etiq
 ``email``, ``api_key``; at most 3 requests/s, 10/s with a key), retries what is really transient
 (HTTP 429 and 5xx, timeouts, dropped connections, incomplete or unparsable bodies, NCBI's
 "backend failed"-type ``<ERROR>`` answers) with exponential backoff, and turns everything else
-into one :class:`EntrezError` with a one-line message.
+into one :class:`EntrezError` with a one-line message. Two failures look transient but are not:
+an untrusted TLS certificate (never retried) and a history entry that is gone ("Unable to
+obtain query": :class:`WebEnvExpiredError`, answered by searching again). A short efetch batch
+is completed by fetching the PMIDs it lacks by id (:class:`FetchGaps` says what stayed missing).
 
 ``Bio.Entrez`` reads esearch answers (``Entrez.read``), but its request functions hard-code
 NCBI's host, so requests are built here against ``settings.eutils_url``. Its private
@@ -19,6 +22,7 @@ import http.client
 import io
 import logging
 import re
+import ssl
 import threading
 import time
 import urllib.error
@@ -53,6 +57,11 @@ POST_MIN_IDS = 200
 POST_MIN_QUERY_CHARS = 1000
 # Retry-After can ask for anything; we wait at most this long for one attempt.
 MAX_RETRY_AFTER_S = 120.0
+# Rounds of fetching by id what a short batch lacked (a by-id answer can be short too).
+REFETCH_ROUNDS = 2
+# A search whose history entry is gone (WebEnv expired) is run again at most this often per
+# fetch; more means the history server is failing, not that one entry aged out.
+MAX_RESEARCHES = 3
 ESEARCH = "esearch.fcgi"
 EFETCH = "efetch.fcgi"
 _DATE = re.compile(r"^\d{4}(/\d{1,2}(/\d{1,2})?)?$")
@@ -65,6 +74,11 @@ _TRANSIENT_ERROR = re.compile(
     re.IGNORECASE,
 )
 _PERMANENT_ERROR = re.compile(r"cannot be larger than|invalid|not supported|empty term", re.I)
+# What efetch answers when the WebEnv/query_key it was given is no longer on the history server
+# (entries expire after hours of disuse, and a server restart loses them).
+_HISTORY_GONE = re.compile(r"unable to obtain query", re.IGNORECASE)
+# The PMID of each record of an efetch answer (not the PMIDs its references cite).
+_RECORD_PMID = re.compile(rb"<(?:MedlineCitation|BookDocument)\b[^>]*>\s*<PMID\b[^>]*>\s*(\d+)")
 _HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!doctype\s+html|<html)", re.IGNORECASE)
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
@@ -73,18 +87,31 @@ class EntrezError(Exception):
     """A call to E-utilities failed for good; the message is one line fit for a user."""
 
 
+class WebEnvExpiredError(EntrezError):
+    """NCBI's history server no longer holds a search (its WebEnv expired): search again."""
+
+
 class AnswerError(EntrezError):
     """One attempt failed: an HTTP error, a network fault or an answer we cannot use.
 
     Attributes:
         transient: whether another attempt may succeed.
         retry_after: seconds the server asked us to wait (HTTP ``Retry-After``), if any.
+        expired: the history entry the request named is gone; only a new search helps.
     """
 
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        expired: bool = False,
+    ):
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
+        self.expired = expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +123,23 @@ class SearchResult:
     query_key: str
     query_translation: str = ""
     term: str = ""
+    mindate: str | None = None  # the search's date range, to run it again when it expires
+    maxdate: str | None = None
+    datetype: str = "edat"
+
+
+@dataclass(slots=True)
+class FetchGaps:
+    """Records a fetch asked for but did not get whole batches of (see ``fetch_batches``).
+
+    Attributes:
+        refetched: PMIDs missing from a short batch and then fetched by id.
+        missing: PMIDs missing from a short batch that fetching by id did not return either
+            (deleted since the search, or NCBI failing): not indexed by this run.
+    """
+
+    refetched: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +455,8 @@ class EntrezClient:
             EntrezError: when NCBI refuses the search or does not answer after retries.
         """
         params = {"db": "pubmed", "term": term, "usehistory": "y", "retmax": "0"}
-        params.update(self._date_params(mindate, maxdate, datetype))
+        dates = self._date_params(mindate, maxdate, datetype)
+        params.update(dates)
         answer = self._call(ESEARCH, params, "esearch", f"for query {term!r}", _history_esearch)
         count = answer.count
         if max_records is not None and count > max_records:
@@ -425,6 +470,9 @@ class EntrezClient:
             query_key=answer.query_key,
             query_translation=answer.query_translation,
             term=term,
+            mindate=dates.get("mindate"),
+            maxdate=dates.get("maxdate"),
+            datetype=datetype,
         )
 
     def fetch_ids(
@@ -442,7 +490,18 @@ class EntrezClient:
         Raises:
             EntrezError: on failure, or when the search has more hits than PubMed lists.
         """
-        result = self.esearch(term, mindate, maxdate, datetype)
+        for research in range(MAX_RESEARCHES + 1):
+            result = self.esearch(term, mindate, maxdate, datetype)
+            try:
+                return self._list_ids(result)
+            except WebEnvExpiredError as exc:
+                if research == MAX_RESEARCHES:
+                    raise EntrezError(f"{exc} (searched again {research} times)") from exc
+                logger.warning("%s; searching again", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _list_ids(self, result: SearchResult) -> list[str]:
+        term = result.term
         self._check_limit(result, result.count)
         pmids: list[str] = []
         for retstart in range(0, result.count, self.ids_per_request):
@@ -464,18 +523,30 @@ class EntrezClient:
                 return ids
 
             context = f"for query {term!r} (retstart={retstart})"
-            pmids.extend(self._call(EFETCH, params, "efetch (uilist)", context, read_page))
+            pmids.extend(
+                self._call(EFETCH, params, "efetch (uilist)", context, _history(read_page))
+            )
         return pmids
 
     def fetch_batches(
-        self, result: SearchResult, max_records: int | None = None, start: int = 0
+        self,
+        result: SearchResult,
+        max_records: int | None = None,
+        start: int = 0,
+        gaps: FetchGaps | None = None,
     ) -> Iterator[tuple[int, bytes]]:
         """Fetch a search's records as PubMed XML, ``batch_size`` records per request.
+
+        A short batch (fewer records than asked, HTTP 200) is completed: the PMIDs at its
+        positions are listed from the history server and the missing ones fetched by id, in
+        extra bodies yielded with the same ``retstart``. A search whose WebEnv expired is run
+        again (from ``start`` when its count changed, so nothing shifts out of reach).
 
         Args:
             result: what :meth:`esearch` returned.
             max_records: fetch at most this many records (from position 0).
             start: first position to fetch (resume a killed run from a batch boundary).
+            gaps: collects the PMIDs refetched by id and those still missing after that.
 
         Yields:
             ``(retstart, body)``: each body a complete, well-formed ``PubmedArticleSet``.
@@ -483,22 +554,103 @@ class EntrezClient:
         Raises:
             EntrezError: when a batch cannot be fetched after retries or NCBI refuses it.
         """
+        gaps = gaps if gaps is not None else FetchGaps()
         total = result.count if max_records is None else min(result.count, max_records)
         self._check_limit(result, total)
         what_query = f"query {result.term!r}" if result.term else f"query_key {result.query_key}"
-        for retstart in range(start, total, self.batch_size):
+        researches = 0
+        retstart = start
+        while retstart < total:
             retmax = min(self.batch_size, total - retstart)
-            params = {
-                "db": "pubmed",
-                "WebEnv": result.webenv,
-                "query_key": result.query_key,
-                "retmode": "xml",
-                "retstart": str(retstart),
-                "retmax": str(retmax),
-            }
             context = f"for {what_query} (retstart={retstart})"
-            body = self._call(EFETCH, params, "efetch", context, _checked_efetch(context, retmax))
+            try:
+                body, found = self._fetch_batch(result, retstart, retmax, context)
+                extra = []
+                if found < retmax:
+                    extra = self._complete_batch(result, retstart, retmax, body, context, gaps)
+            except WebEnvExpiredError as exc:
+                if not result.term or researches == MAX_RESEARCHES:
+                    raise EntrezError(f"{exc} (searched again {researches} times)") from exc
+                researches += 1
+                fresh = self.esearch(result.term, result.mindate, result.maxdate, result.datetype)
+                logger.warning("%s; searched again: %d records", exc, fresh.count)
+                if fresh.count != result.count:
+                    retstart = start  # positions moved: redo the window (upserts are idempotent)
+                result = fresh
+                total = result.count if max_records is None else min(result.count, max_records)
+                self._check_limit(result, total)
+                continue
             yield retstart, body
+            for payload in extra:
+                yield retstart, payload
+            retstart += retmax
+
+    def _fetch_batch(
+        self, result: SearchResult, retstart: int, retmax: int, context: str
+    ) -> tuple[bytes, int]:
+        params = {
+            "db": "pubmed",
+            "WebEnv": result.webenv,
+            "query_key": result.query_key,
+            "retmode": "xml",
+            "retstart": str(retstart),
+            "retmax": str(retmax),
+        }
+        return self._call(EFETCH, params, "efetch", context, _history(_counted_efetch))
+
+    def _complete_batch(
+        self,
+        result: SearchResult,
+        retstart: int,
+        retmax: int,
+        body: bytes,
+        context: str,
+        gaps: FetchGaps,
+    ) -> list[bytes]:
+        """Bodies with the records a short batch lacks, fetched by id (empty when whole)."""
+        got = set(record_pmids(body))
+        params = {
+            "db": "pubmed",
+            "WebEnv": result.webenv,
+            "query_key": result.query_key,
+            "rettype": "uilist",
+            "retmode": "xml",
+            "retstart": str(retstart),
+            "retmax": str(retmax),
+        }
+
+        def read_page(page: bytes) -> list[str]:
+            ids = parse_uilist(page)
+            if len(ids) != retmax:
+                raise AnswerError(f"got {len(ids)} of {retmax} ids", transient=True)
+            return ids
+
+        expected = self._call(EFETCH, params, "efetch (uilist)", context, _history(read_page))
+        lacking = [pmid for pmid in expected if pmid not in got]
+        if not lacking:
+            return []
+        logger.warning(
+            "efetch %s: %d of %d records returned; fetching %d by id",
+            context,
+            len(got),
+            retmax,
+            len(lacking),
+        )
+        bodies: list[bytes] = []
+        still = lacking
+        for _round in range(REFETCH_ROUNDS):
+            fetched = list(self.fetch_pmids(still))
+            found = {pmid for payload in fetched for pmid in record_pmids(payload)}
+            bodies.extend(fetched)
+            gaps.refetched.update(found & set(still))
+            still = [pmid for pmid in still if pmid not in found]
+            if not still:
+                break
+        if still:
+            # Deleted since the search, or NCBI failing: either way not indexed by this run.
+            logger.warning("efetch %s: %d PMIDs not returned by id either", context, len(still))
+            gaps.missing.update(still)
+        return bodies
 
     def fetch_pmids(self, pmids: Sequence[str]) -> Iterator[bytes]:
         """Fetch records by PMID as PubMed XML, ``batch_size`` ids per request (POST when many).
@@ -581,8 +733,12 @@ class EntrezClient:
                 raise AnswerError(message, transient=True, retry_after=retry_after) from exc
             raise AnswerError(message, transient=False) from exc
         except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                raise self._certificate_error(request, exc.reason) from exc
             transient = isinstance(exc.reason, OSError)
             raise AnswerError(f"cannot connect ({exc.reason})", transient=transient) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise self._certificate_error(request, exc) from exc
         except TimeoutError as exc:
             raise AnswerError(f"timed out after {self.timeout_s:g} s", transient=True) from exc
         except http.client.IncompleteRead as exc:
@@ -596,6 +752,19 @@ class EntrezClient:
             ) from exc
         except OSError as exc:
             raise AnswerError(f"network error ({exc})", transient=True) from exc
+
+    @staticmethod
+    def _certificate_error(
+        request: urllib.request.Request, exc: ssl.SSLCertVerificationError
+    ) -> AnswerError:
+        # A certificate that fails verification fails the same way on every attempt.
+        reason = exc.verify_message or exc.reason or str(exc)
+        return AnswerError(
+            f"the TLS certificate of {request.host} was not accepted ({reason}); not retried: "
+            "check the system's CA certificates, a proxy that intercepts TLS, or "
+            "PUBMED_RAG_EUTILS_URL",
+            transient=False,
+        )
 
     def _call(
         self,
@@ -617,6 +786,11 @@ class EntrezClient:
             try:
                 return read(self._send(request))
             except AnswerError as exc:
+                if exc.expired:
+                    raise WebEnvExpiredError(
+                        f"{call} failed {context}: the search expired on NCBI's history "
+                        f"server ({exc})"
+                    ) from exc
                 if not exc.transient:
                     raise EntrezError(f"{call} failed {context}: {exc}") from exc
                 problem = exc
@@ -644,6 +818,29 @@ def _history_esearch(body: bytes) -> EsearchAnswer:
     if answer.count and not (answer.webenv and answer.query_key):
         raise AnswerError("esearch answer has no WebEnv/QueryKey", transient=True)
     return answer
+
+
+def record_pmids(body: bytes) -> list[str]:
+    """PMIDs of the records (articles and books) of an efetch answer, in answer order."""
+    return [match.decode() for match in _RECORD_PMID.findall(body)]
+
+
+def _history(read: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """``read`` for a request that names a history entry: its loss is not a transient error."""
+
+    def checked(body: bytes) -> T:
+        try:
+            return read(body)
+        except AnswerError as exc:
+            if _HISTORY_GONE.search(str(exc)):
+                raise AnswerError(str(exc), transient=False, expired=True) from exc
+            raise
+
+    return checked
+
+
+def _counted_efetch(body: bytes) -> tuple[bytes, int]:
+    return body, parse_efetch(body)
 
 
 def _checked_efetch(context: str, expected: int) -> Callable[[bytes], bytes]:

@@ -1,7 +1,9 @@
 """Run reports: what each ingest or update did, kept as one JSON line per run.
 
 The history lives beside the versions (``index/history.jsonl``) rather than inside them because
-failed runs publish nothing but must still be reported.
+failed runs publish nothing but must still be reported. It is trimmed to the newest
+``history_max_runs`` runs of the last ``history_max_days`` days when a run starts, and read from
+its end, so neither its size nor the cost of showing the last runs grows with time.
 """
 
 from __future__ import annotations
@@ -9,15 +11,21 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from indexing.clock import utcnow
 
 HISTORY = "history.jsonl"
+# Bytes read per step when reading the history from its end.
+TAIL_BLOCK = 64 * 1024
+# Trimming rewrites the file; it waits until this share of runs more than the limit is there.
+TRIM_SLACK = 0.1
 
 
 @dataclass(slots=True)
@@ -29,13 +37,17 @@ class RunReport:
     started_at: str = ""
     finished_at: str = ""
     duration_s: float = 0.0
-    status: str = "running"  # "ok", "failed", "interrupted"; "died" when read back unfinished
+    # "ok", "partial" (some tracked queries failed; the others were applied), "failed",
+    # "interrupted"; "died" when read back unfinished.
+    status: str = "running"
     added: int = 0
     revised: int = 0
     unchanged: int = 0
     deleted: int = 0
     skipped: int = 0
     failed: int = 0
+    refetched: int = 0  # records missing from a short efetch batch, then fetched by id
+    unfetched: int = 0  # records missing from a short batch and from the by-id fetch too
     index_version: str = ""
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +74,8 @@ class RunReport:
             f"{self.unchanged} unchanged, {self.deleted} deleted, {self.skipped} skipped, "
             f"{self.failed} failed in {self.duration_s:.1f}s"
         )
+        if self.refetched or self.unfetched:
+            text += f"; {self.refetched} refetched by id, {self.unfetched} not fetched"
         if self.index_version:
             text += f" (index {self.index_version})"
         if self.error:
@@ -79,18 +93,110 @@ def append_report(index_dir: Path, report: RunReport) -> None:
         os.fsync(handle.fileno())
 
 
-def read_history(index_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """Runs, newest last; a torn last line (a writer killed mid-write) is ignored."""
+def _parse_lines(lines: list[bytes]) -> list[dict[str, Any]]:
+    reports = []
+    for line in lines:
+        try:
+            reports.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a torn line: a writer killed mid-write
+    return reports
+
+
+def _tail_lines(path: Path, count: int) -> tuple[list[bytes], bool]:
+    """The last ``count`` lines of a file and whether they are all of it, read from the end."""
+    with path.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position, data = end, b""
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(TAIL_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+    lines = data.splitlines()
+    if position > 0:
+        lines = lines[1:]  # the first line read may be cut
+    return lines[-count:], position == 0 and len(lines) <= count
+
+
+def read_history(
+    index_dir: Path, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Runs, newest last; a torn last line (a writer killed mid-write) is ignored.
+
+    Args:
+        index_dir: the index root.
+        limit: at most this many runs, read from the end of the file (all when None).
+        offset: skip this many newest runs first (pages of ``limit`` runs going back).
+    """
     path = index_dir / HISTORY
     if not path.exists():
         return []
-    reports = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            reports.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return merge_runs(reports, limit)
+    if not limit:
+        with path.open("rb") as handle:
+            runs = merge_runs(_parse_lines(handle.read().splitlines()))
+        return runs[: len(runs) - offset] if offset else runs
+    wanted = limit + offset
+    count = 2 * wanted + 4  # a run writes two lines: "running" and its outcome
+    while True:
+        lines, whole = _tail_lines(path, count)
+        runs = merge_runs(_parse_lines(lines))
+        # The oldest run in a tail may lack its first report; one more than wanted absorbs it.
+        if whole or len(runs) > wanted:
+            break
+        count *= 2
+    runs = runs[: len(runs) - offset] if offset else runs
+    return runs[-limit:]
+
+
+def _moment(report: dict[str, Any]) -> datetime | None:
+    text = report.get("finished_at") or report.get("started_at")
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def trim_history(index_dir: Path, max_runs: int, max_days: int = 0) -> int:
+    """Keep the newest ``max_runs`` runs, none older than ``max_days`` days (0: no age limit).
+
+    Call while holding the writer lock. The file is rewritten atomically, and only once it
+    holds ``TRIM_SLACK`` more runs than allowed or a run past the age limit, so that trimming
+    does not rewrite it on every run. Returns the runs dropped.
+    """
+    path = index_dir / HISTORY
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        lines = handle.read().splitlines()
+    reports = _parse_lines(lines)
+    last: dict[str, int] = {}
+    for position, report in enumerate(reports):
+        last[str(report.get("run_id"))] = position
+    order = sorted(last, key=last.__getitem__)  # runs by the place of their last report
+    keep = set(order[-max_runs:])
+    if max_days:
+        cutoff = datetime.now(UTC) - timedelta(days=max_days)
+        for run_id in list(keep):
+            moment = _moment(reports[last[run_id]])
+            if moment is not None and moment < cutoff:
+                keep.discard(run_id)
+    dropped = len(order) - len(keep)
+    aged = len(keep) < len(order[-max_runs:])
+    if not aged and len(order) <= max_runs * (1 + TRIM_SLACK):
+        return 0
+    kept = [r for r in reports if str(r.get("run_id")) in keep]
+    tmp = path.with_name(f".{HISTORY}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for report in kept:
+            handle.write(json.dumps(report, sort_keys=True, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    return dropped
 
 
 DIED = "died"
@@ -101,11 +207,16 @@ DIED_MESSAGE = (
 
 
 def _alive(report: dict[str, Any]) -> bool:
-    """Whether the process of a "running" report may still be running."""
+    """Whether the process (and thread) of a "running" report may still be running."""
     details = report.get("details") or {}
     pid, host = details.get("pid"), details.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True  # another host's process: we cannot tell, so we do not guess
+    thread = details.get("thread")
+    if pid == os.getpid() and isinstance(thread, int):
+        # Our own process (the app): a run whose thread ended (a page rerun stopped it) is
+        # over, even though the process lives on.
+        return any(t.native_id == thread for t in threading.enumerate())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

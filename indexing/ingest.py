@@ -13,6 +13,8 @@ import io
 import logging
 import os
 import socket
+import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -23,8 +25,8 @@ from tqdm import tqdm
 
 from indexing.article import Article, Deletion, Skipped
 from indexing.clock import utcnow
-from indexing.history import RunReport
-from indexing.pubmed import iter_xml_files, open_xml, parse_pubmed_xml
+from indexing.history import RunReport, trim_history
+from indexing.pubmed import PubmedXMLError, iter_xml_files, open_xml, parse_pubmed_xml
 from indexing.settings import Settings
 from indexing.store import Writer as IndexWriter
 from indexing.store import open_store
@@ -44,6 +46,25 @@ def query_source(term: str) -> str:
     return f"query:{term}"
 
 
+def check_xml_files(files: Iterable[Path], max_bytes: int) -> None:
+    """Refuse, before any lock is taken, files that are not regular or larger than allowed.
+
+    Raises:
+        PubmedXMLError: a file is a device, FIFO or socket, or larger than ``max_bytes``.
+    """
+    for path in files:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise PubmedXMLError(
+                f"{path} is not a regular file (a device, FIFO or socket); give a PubMed XML file"
+            )
+        if info.st_size > max_bytes:
+            raise PubmedXMLError(
+                f"{path} is {info.st_size} bytes, more than the {max_bytes} allowed "
+                "(PUBMED_RAG_MAX_XML_FILE_BYTES)"
+            )
+
+
 def file_md5(path: Path) -> str:
     """MD5 of a file, the checksum NLM publishes beside its update files."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -54,8 +75,12 @@ def file_md5(path: Path) -> str:
 
 
 @dataclass
-class _Applier:
-    """Feeds parsed records to a writer in batches, in stream order, with checkpoints."""
+class Applier:
+    """Feeds parsed records to a writer in batches, in stream order, with checkpoints.
+
+    It holds at most one upsert batch of records, never a set of every PMID seen: a full
+    baseline run has tens of millions of them.
+    """
 
     writer: IndexWriter
     report: RunReport
@@ -67,13 +92,11 @@ class _Applier:
     def __post_init__(self) -> None:
         self.pending: list[Article] = []
         self.since_checkpoint = 0
-        self.seen: set[str] = set()
 
     def feed(self, items: Iterable[Article | Deletion | Skipped]) -> None:
         for item in items:
             if isinstance(item, Article):
                 self.pending.append(item)
-                self.seen.add(item.pmid)
                 if self.progress is not None:
                     self.progress.update(1)
                 if len(self.pending) >= UPSERT_BATCH:
@@ -182,8 +205,14 @@ def run_with_writer(
     report.started_at = utcnow()
     try:
         with store.lock(wait=wait, purpose=report.kind):
+            if store.backend == "embedded":
+                trim_history(
+                    settings.index_dir, settings.history_max_runs, settings.history_max_days
+                )
             # Recorded before the work, so that a run killed on the way still shows up.
-            report.details.update(pid=os.getpid(), host=socket.gethostname())
+            report.details.update(
+                pid=os.getpid(), host=socket.gethostname(), thread=threading.get_native_id()
+            )
             store.append_report(report)
             with store.open_writer() as writer:
                 work(writer)
@@ -201,7 +230,15 @@ def run_with_writer(
         store.append_report(report)
         store.close()
         raise
-    report.finish("ok")
+    except BaseException:
+        # Not an error of the run but its caller stopping it: Streamlit stops a page's script
+        # with a BaseException when the page reruns. Without this the run stayed "running".
+        report.finish("interrupted", "stopped by its caller before publishing; rerun to finish")
+        store.append_report(report)
+        store.close()
+        raise
+    # A run whose failures were contained (one tracked query of several) still published.
+    report.finish("partial" if report.failed else "ok", report.error)
     store.append_report(report)
     store.close()
     return report
@@ -227,11 +264,12 @@ def ingest_files(
     files = list(iter_xml_files([Path(p) for p in paths]))
     if not files:
         raise FileNotFoundError(f"no .xml or .xml.gz files in {', '.join(map(str, paths))}")
+    check_xml_files(files, settings.max_xml_file_bytes)
     report = RunReport(kind=kind, details={"files": [str(f) for f in files]})
 
     def work(writer: IndexWriter) -> None:
         with _Progress(quiet, None, "indexing", progress, len(files)) as bar:
-            applier = _Applier(writer, report, settings, XML_SOURCE, progress=bar)
+            applier = Applier(writer, report, settings, XML_SOURCE, progress=bar)
             for path in files:
                 md5 = file_md5(path)
                 if only_new and writer.applied_files.get(path.name) == md5:
@@ -251,17 +289,52 @@ def ingest_files(
     return run_with_writer(settings, report, work, wait)
 
 
+# PMIDs kept per query in a report's details (the count is always complete).
+MAX_REPORTED_PMIDS = 100
+
+
+def record_gaps(report: RunReport, term: str, gaps: Any) -> None:
+    """Put what short batches lacked (an :class:`indexing.entrez.FetchGaps`) in the report."""
+    report.refetched += len(gaps.refetched)
+    report.unfetched += len(gaps.missing)
+    if gaps.missing:
+        missing = sorted(gaps.missing, key=int)
+        report.details.setdefault("unfetched", {})[term] = missing[:MAX_REPORTED_PMIDS]
+        log.warning(
+            "query %r: %d records could not be fetched (%s); its watermark stays",
+            term,
+            len(missing),
+            ", ".join(missing[:5]) + ("…" if len(missing) > 5 else ""),
+        )
+
+
 # E-utilities' own open lower bound for a date range.
 EARLIEST_DATE = date(1000, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
 class DateWindow:
-    """One part of a search, bounded by dates, that PubMed can serve whole."""
+    """One part of a search, bounded by dates, that PubMed can serve whole.
+
+    ``term`` and ``datetype`` are the window's own: a day too large for PubMed is pinned into
+    the term and split on another date type.
+    """
 
     mindate: str | date | None
     maxdate: str | date | None
     result: Any  # indexing.entrez.SearchResult
+    term: str = ""
+    datetype: str = "edat"
+
+
+# The date type a day too large for PubMed is split on next, in this order of preference.
+SPLIT_ORDER = ("edat", "pdat", "mdat")
+
+
+def pin_day(term: str, day: date, datetype: str) -> str:
+    """``term`` restricted to one day of ``datetype``, in PubMed's range syntax."""
+    stamp = day.strftime("%Y/%m/%d")
+    return f'({term}) AND ("{stamp}"[{datetype}] : "{stamp}"[{datetype}])'
 
 
 def date_bound(value: str | date | None, *, upper: bool) -> date | None:
@@ -277,6 +350,10 @@ def date_bound(value: str | date | None, *, upper: bool) -> date | None:
     return date(parts[0], 12, 31) if upper else date(parts[0], 1, 1)
 
 
+# A part of a search still to cut: term, datetype, date types pinned into the term, low, high.
+_Part = tuple[str, str, tuple[str, ...], str | date | None, str | date | None]
+
+
 def search_windows(
     client: Any,
     term: str,
@@ -288,7 +365,9 @@ def search_windows(
     """Searches that together cover ``term`` between two dates, each small enough to fetch.
 
     PubMed serves only the first 9,999 records of a search, so a larger one is bisected by
-    date until every part fits. Parts come newest first, PubMed's own order, so
+    date until every part fits. A single day still too large (a mass revision by NLM gives one
+    mdat day hundreds of thousands of records) is pinned into the term and split again on
+    another date type (:data:`SPLIT_ORDER`). Parts come newest first, PubMed's own order, so
     ``max_records`` keeps the most recent records, as an unsplit search would. Empty parts
     are left out.
 
@@ -301,34 +380,49 @@ def search_windows(
         max_records: stop once this many records are covered.
 
     Raises:
-        EntrezError: when a single day holds more records than PubMed serves.
+        EntrezError: when a single day of every date type holds more records than PubMed
+            serves.
     """
     from indexing.entrez import PUBMED_RETRIEVAL_LIMIT, EntrezError
 
     limit = getattr(client, "retrieval_limit", PUBMED_RETRIEVAL_LIMIT)
     remaining = max_records
-    pending: list[tuple[str | date | None, str | date | None]] = [(mindate, maxdate)]
+    pending: list[_Part] = [(term, datetype, (), mindate, maxdate)]
     while pending and (remaining is None or remaining > 0):
-        low, high = pending.pop()
-        result = client.esearch(term, mindate=low, maxdate=high, datetype=datetype)
+        part_term, part_type, pinned, low, high = pending.pop()
+        result = client.esearch(part_term, mindate=low, maxdate=high, datetype=part_type)
         wanted = result.count if remaining is None else min(result.count, remaining)
         if wanted <= limit:
             if wanted:
-                yield DateWindow(low, high, result)
+                yield DateWindow(low, high, result, part_term, part_type)
             remaining = None if remaining is None else remaining - wanted
             continue
         first = date_bound(low, upper=False) or EARLIEST_DATE
         # No record has a future edat or mdat; pdat can run a little ahead (issues in press).
-        ahead = timedelta(days=1 if datetype != "pdat" else 3 * 366)
+        ahead = timedelta(days=1 if part_type != "pdat" else 3 * 366)
         last = date_bound(high, upper=True) or datetime.now(UTC).date() + ahead
         if first >= last:
-            raise EntrezError(
-                f"query {term!r} matches {result.count} records on {first} ({datetype}) alone, "
-                f"more than the {limit} PubMed serves: narrow the query"
+            done = (*pinned, part_type)
+            following = [kind for kind in SPLIT_ORDER if kind not in done]
+            if not following:
+                raise EntrezError(
+                    f"query {term!r} matches {result.count} records on {first} ({part_type}) "
+                    f"alone, more than the {limit} PubMed serves, on every date type: narrow "
+                    "the query"
+                )
+            log.info(
+                "query %r: %d records on %s (%s) alone; splitting that day by %s",
+                term,
+                result.count,
+                first,
+                part_type,
+                following[0],
             )
+            pending.append((pin_day(part_term, first, part_type), following[0], done, None, None))
+            continue
         middle = first + (last - first) // 2
-        pending.append((first, middle))  # the older half, searched after the newer one
-        pending.append((middle + timedelta(days=1), last))
+        pending.append((part_term, part_type, pinned, first, middle))  # older half, searched last
+        pending.append((part_term, part_type, pinned, middle + timedelta(days=1), last))
 
 
 def fetch_query_articles(
@@ -339,10 +433,12 @@ def fetch_query_articles(
     maxdate: str | None,
     max_records: int | None,
     datetype: str = "edat",
+    gaps: Any = None,
 ) -> tuple[int, Iterator[Article | Deletion | Skipped]]:
     """esearch with the history server, then stream the efetch batches as parsed records.
 
-    A search larger than PubMed serves is split by date (:func:`search_windows`).
+    A search larger than PubMed serves is split by date (:func:`search_windows`). ``gaps``
+    (an :class:`indexing.entrez.FetchGaps`) collects records short batches lacked.
     """
     windows = list(search_windows(client, term, mindate, maxdate, datetype, max_records))
     total = sum(window.result.count for window in windows)
@@ -352,7 +448,8 @@ def fetch_query_articles(
         remaining = total
         for window in windows:
             take = min(window.result.count, remaining)
-            for _start, payload in client.fetch_batches(window.result, max_records=take):
+            batches = client.fetch_batches(window.result, max_records=take, gaps=gaps)
+            for _start, payload in batches:
                 yield from parse_pubmed_xml(io.BytesIO(payload))
             remaining -= take
 
@@ -375,29 +472,34 @@ def ingest_query(
 
     ``progress`` is called as records arrive (the terminal bar is unaffected by it).
     """
-    from indexing.entrez import EntrezClient
+    from indexing.entrez import EntrezClient, FetchGaps
 
     client = client or EntrezClient.from_settings(settings)
     report = RunReport(kind="ingest-query", details={"query": term})
     started = utcnow()
 
     def work(writer: IndexWriter) -> None:
+        gaps = FetchGaps()
         total, records = fetch_query_articles(
-            client, term, mindate=mindate, maxdate=maxdate, max_records=max_records
+            client, term, mindate=mindate, maxdate=maxdate, max_records=max_records, gaps=gaps
         )
         report.details["count"] = total
         with _Progress(quiet, total, "fetching + indexing", progress) as bar:
-            applier = _Applier(writer, report, settings, query_source(term), progress=bar)
+            applier = Applier(writer, report, settings, query_source(term), progress=bar)
             applier.feed(records)
             bar.set_description(EMBED_LABEL)
             applier.flush()
+        previous = writer.queries.get(term, {})
+        record_gaps(report, term, gaps)
         writer.set_query(
             term,
             mindate=mindate,
             maxdate=maxdate,
             max=max_records,
-            added_at=writer.queries.get(term, {}).get("added_at", started),
-            last_success=started,
+            added_at=previous.get("added_at", started),
+            # A watermark never passes a record that was not fetched: the next update then
+            # re-reads from the previous one (or, for a new query, everything).
+            last_success=previous.get("last_success") if gaps.missing else started,
             last_count=total,
         )
 

@@ -6,8 +6,11 @@ PubMed (edat) or was revised (mdat) since the query's last successful update, mi
 records the full query no longer returns lose the query as a source (and leave the index when
 no other source keeps them). The whole run is one staging copy and one publish: a run that
 fails or is killed publishes nothing, its watermarks do not move, and the next run redoes the
-same window. A run that changes no record publishes no version either (readers keep their
-loaded index); its watermarks then stay where they were, which only widens the next window.
+same window. A query failing with an E-utilities error is contained: the others publish and
+move their watermarks, the run is "partial", and that query's window is redone next time; a
+query with records that could not be fetched keeps its watermark as well. A run that changes
+no record publishes no version either (readers keep their loaded index); its watermarks then
+stay where they were, which only widens the next window.
 
 ``update --xml`` applies PubMed's daily update files, each at most once, after checking NLM's
 ``.md5`` files. ``schedule`` runs updates on a cron expression in the foreground; SIGTERM or
@@ -126,6 +129,8 @@ class QueryUpdate:
     deleted: int = 0
     skipped: int = 0
     count: int = 0
+    refetched: int = 0
+    unfetched: int = 0  # records not fetched: the query's watermark stays where it was
     notes: list[str] = field(default_factory=list)
 
 
@@ -152,7 +157,7 @@ def fetch_all_ids(
 
     pmids: set[str] = set()
     for window in search_windows(client, term, mindate, maxdate, "edat"):
-        pmids.update(client.fetch_ids(term, window.mindate, window.maxdate, "edat"))
+        pmids.update(client.fetch_ids(window.term, window.mindate, window.maxdate, window.datetype))
     return pmids
 
 
@@ -174,7 +179,8 @@ def _update_query(
 ) -> QueryUpdate:
     """Apply one query's new, revised and vanished records to the writer's working copy."""
     from indexing.article import Article
-    from indexing.ingest import _Applier, date_bound, query_source, search_windows
+    from indexing.entrez import FetchGaps
+    from indexing.ingest import Applier, date_bound, query_source, record_gaps, search_windows
     from indexing.pubmed import parse_pubmed_xml
 
     source = query_source(term)
@@ -191,7 +197,7 @@ def _update_query(
     current = fetch_all_ids(client, term, state.get("mindate"), state.get("maxdate"))
     outcome.count = len(current)
 
-    applier = _Applier(writer, report, settings, source, checkpoints=False)
+    applier = Applier(writer, report, settings, source, checkpoints=False)
     new_from = max(filter(None, (since, low)), default=None)
     searches: list[tuple[str, date | None, date | None]] = []
     if new_from is None or high is None or new_from <= high:
@@ -200,15 +206,18 @@ def _update_query(
         # Revisions of records outside the query's entrez-date range are not ours; they are
         # dropped after parsing because esearch filters on one date type at a time.
         searches.append(("mdat", since, None))
+    gaps = FetchGaps()
     for datetype, first, last in searches:
         for window in search_windows(client, term, first, last, datetype):
-            for _start, payload in client.fetch_batches(window.result):
+            for _start, payload in client.fetch_batches(window.result, gaps=gaps):
                 applier.feed(
                     item
                     for item in parse_pubmed_xml(io.BytesIO(payload))
                     if not isinstance(item, Article) or _within(item.edat, low, high)
                 )
     applier.flush()
+    record_gaps(report, term, gaps)
+    outcome.refetched, outcome.unfetched = len(gaps.refetched), len(gaps.missing)
 
     gone = indexed - current
     if gone and not current:
@@ -248,11 +257,17 @@ def update_queries(
     Returns:
         The run's report, also appended to the history.
 
+    A query that fails with an :class:`EntrezError` (one day beyond what PubMed serves on
+    every date type, NCBI refusing it) does not stop the others: they are applied and move
+    their watermarks, the run ends ``partial`` with the failure in its report, and the failed
+    query's window is redone by the next run. A query with records that could not be fetched
+    is applied but keeps its watermark.
+
     Raises:
         IndexNotFoundError: nothing has been published yet.
-        EntrezError: a query could not be brought up to date; nothing was published.
+        EntrezError: every tracked query failed; nothing was published.
     """
-    from indexing.entrez import EntrezClient
+    from indexing.entrez import EntrezClient, EntrezError
     from indexing.ingest import run_with_writer
 
     store = open_store(settings)
@@ -274,16 +289,32 @@ def update_queries(
             log.warning("no tracked queries to update; track one with `ingest --query TERM`")
         report.details["queries"] = {}
         watermarks: dict[str, dict[str, Any]] = {}
+        failures: dict[str, str] = {}
         for term, state in queries.items():
             log.info("updating query %r", term)
             try:
                 outcome = _update_query(writer, client, term, state, settings, report)
+            except EntrezError as exc:
+                # Records this query already applied stay (upserts are idempotent); its
+                # watermark does not move, so the next run redoes its window.
+                report.failed += 1
+                failures[term] = str(exc)
+                report.details["failed_queries"] = failures
+                log.error("query %r failed: %s (the other queries go on)", term, exc)
+                continue
             except Exception:
                 report.failed += 1
                 report.details["failed_query"] = term
                 raise
             report.details["queries"][term] = asdict(outcome)
-            watermarks[term] = {"last_success": started, "last_count": outcome.count}
+            if not outcome.unfetched:
+                watermarks[term] = {"last_success": started, "last_count": outcome.count}
+        if failures and len(failures) == len(queries):
+            first = next(iter(failures))
+            report.details["failed_query"] = first
+            raise EntrezError(failures[first])
+        if failures:
+            report.error = "; ".join(f"query {term!r}: {error}" for term, error in failures.items())
         # Only watermarks would change: publishing a copy of the index just for them would
         # make every reader reload it for nothing. The next window starts earlier instead.
         if writer.dirty:
@@ -350,11 +381,12 @@ def update_from_xml(
         ChecksumError: a file does not match its ``.md5`` file; nothing was applied.
         FileNotFoundError: no PubMed XML file among ``paths``.
     """
-    from indexing.ingest import ingest_files
+    from indexing.ingest import check_xml_files, ingest_files
     from indexing.pubmed import iter_xml_files
 
     # NLM numbers its files in publication order, and deletions must apply in that order.
     files = sorted(iter_xml_files([Path(p) for p in paths]), key=lambda path: path.name)
+    check_xml_files(files, settings.max_xml_file_bytes)  # before hashing: /dev/zero never ends
     try:
         checked = verify_nlm_md5(files)
     except ChecksumError as exc:
@@ -527,7 +559,10 @@ def run_schedule(
 def update(
     ctx: click.Context, xml_paths: tuple[Path, ...], paths: tuple[Path, ...], wait: float
 ) -> None:
-    """Bring the index up to date: tracked queries since their last run, or update files (--xml)."""
+    """Bring the index up to date: tracked queries since their last run, or update files (--xml).
+
+    Exit code 1 when some tracked queries failed and the others were applied ("partial").
+    """
     settings = get_settings()
     files = list(xml_paths) + list(paths)
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
@@ -541,6 +576,8 @@ def update(
                 lambda: update_queries(settings, wait=wait, before_publish=stop.defer), debug
             )
     click.echo(report.summary())
+    if report.status == "partial":
+        ctx.exit(1)  # some queries were applied, some failed: a monitor should notice
 
 
 @click.command(epilog=SCHEDULE_EXAMPLES)

@@ -108,6 +108,8 @@ def iter_xml_files(paths: Iterable[Path]) -> Iterator[Path]:
 
     Raises:
         FileNotFoundError: A path does not exist.
+        PubmedXMLError: A path is neither a folder nor a regular file (a device such as
+            ``/dev/zero``, a FIFO, a socket): reading it could block or never end.
     """
     for path in paths:
         if path.is_dir():
@@ -116,8 +118,12 @@ def iter_xml_files(paths: Iterable[Path]) -> Iterator[Path]:
                 for child in path.iterdir()
                 if child.is_file() and child.name.endswith((".xml", ".xml.gz"))
             )
-        elif path.exists():
+        elif path.is_file():
             yield path
+        elif path.exists():
+            raise PubmedXMLError(
+                f"{path} is not a regular file (a device, FIFO or socket); give a PubMed XML file"
+            )
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
 

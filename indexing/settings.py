@@ -95,6 +95,21 @@ class Settings(BaseSettings):
         le=60,
         description="Days re-read before the last successful update, so records at the boundary are not missed.",
     )
+    max_xml_file_bytes: int = Field(
+        4 * 1024**3,
+        ge=1,
+        description="Largest PubMed XML file (on disk) that ingest or update reads; larger ones are refused before the writer lock is taken.",
+    )
+    history_max_runs: int = Field(
+        1000,
+        ge=1,
+        description="Runs kept in the run history (history.jsonl); older ones are dropped when a run starts.",
+    )
+    history_max_days: int = Field(
+        365,
+        ge=0,
+        description="Days a run stays in the run history (0 = no age limit); older ones are dropped when a run starts.",
+    )
 
     database_url: SecretStr | None = Field(
         None,

@@ -13,6 +13,8 @@ Search semantics, kept simple on purpose:
 * ``mindate``/``maxdate`` (``YYYY[/MM[/DD]]``, inclusive) filter on ``datetype`` edat, mdat or
   pdat. A record's edat comes from ``PubMedPubDate[@PubStatus="entrez"]`` (else "pubmed"), its
   mdat from ``DateRevised``, its pdat from the journal issue date; tests may override them.
+* A date range in the term, ``("2024/01/05"[mdat] : "2024/01/05"[mdat])`` joined with ``AND``
+  (PubMed's range syntax), filters like ``mindate``/``maxdate`` on that date type.
 * Hits are sorted most recent first: edat descending, then PMID descending.
 
 Faults are scripted with :meth:`EutilsServer.inject` and apply to the next matching requests;
@@ -28,6 +30,7 @@ import contextlib
 import gzip
 import itertools
 import re
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -78,6 +81,11 @@ BACKEND_ERRORS = {
 _ARTICLE = re.compile(rb"<PubmedArticle>.*?</PubmedArticle>", re.DOTALL)
 _WORD = re.compile(r"\w+\*?")
 _FIELD_TAG = re.compile(r"\[[^\]]*\]")
+_DATE_TEXT = r'"?(\d{4}(?:/\d{1,2}){0,2})"?'
+_DATE_CLAUSE = re.compile(
+    rf"\s+AND\s+\(\s*{_DATE_TEXT}\[(edat|mdat|pdat)\]\s*:\s*{_DATE_TEXT}\[\2\]\s*\)",
+    re.IGNORECASE,
+)
 _MONTHS = {
     month: number
     for number, month in enumerate(
@@ -85,7 +93,9 @@ _MONTHS = {
     )
 }
 
-FaultKind = Literal["http", "slow", "truncate", "cut_xml", "drop", "html", "backend_error"]
+FaultKind = Literal[
+    "http", "slow", "truncate", "cut_xml", "drop", "html", "backend_error", "short", "expire"
+]
 Endpoint = Literal["esearch", "efetch"]
 
 
@@ -224,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()
         }
         name = split.path.rsplit("/", 1)[-1].removesuffix(".fcgi")
-        fault = owner.take_fault(name)
+        fault = owner.take_fault(name, params)
         owner.record(self.command, name, params, fault)
         # The client may have given up already (a timeout test): nothing left to tell it.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -249,7 +259,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
+        if fault is not None and fault.kind == "expire":
+            owner.expire_history()  # as if hours passed: this request names a lost WebEnv
         answer = owner.answer(name, params)
+        if fault is not None and fault.kind == "short":
+            answer.body = _shorten(answer.body)
         if fault is not None and fault.kind == "truncate":
             # Promise the whole body, send half, hang up: the client sees an incomplete read.
             self.send_response(answer.status)
@@ -276,6 +290,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.body)
 
 
+_ID = re.compile(rb"<Id>\d+</Id>\n?")
+
+
+def _shorten(body: bytes) -> bytes:
+    """The answer with the second half of its records (or ids) left out; still valid XML."""
+    for pattern in (_ARTICLE, _ID):
+        matches = list(pattern.finditer(body))
+        if matches:
+            for match in reversed(matches[len(matches) // 2 :]):
+                body = body[: match.start()] + body[match.end() :]
+            return body
+    return body
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -291,20 +319,32 @@ class EutilsServer:
         records: ``{pmid: <PubmedArticle> bytes}``, e.g. from :func:`load_records`.
         host: address to bind.
         port: port to bind; 0 picks a free one.
+        certfile: a PEM file with a certificate and its key: serve HTTPS with it.
     """
 
     def __init__(
-        self, records: Mapping[str, bytes] | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        records: Mapping[str, bytes] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certfile: str | Path | None = None,
     ):
         self._lock = threading.Lock()
         self._records: dict[str, StoredRecord] = {}
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self._history: dict[str, list[list[str]]] = {}
+        self._withheld: set[str] = set()
         self._webenv_ids = itertools.count(1)
         for xml in (records or {}).values():
             self.add(xml)
         self._httpd = _HTTPServer((host, port), self)
+        self._scheme = "http"
+        if certfile is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certfile)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -313,7 +353,7 @@ class EutilsServer:
     def url(self) -> str:
         """Base URL of the E-utilities, ending in ``/``."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
+        return f"{self._scheme}://{host!s}:{port}{BASE_PATH}"
 
     def start(self) -> EutilsServer:
         """Serve in a daemon thread."""
@@ -391,6 +431,15 @@ class EutilsServer:
             old = self._records[pmid]
         return self.add(xml, edat=edat or old.edat, mdat=mdat)
 
+    def withhold(self, *pmids: str, withheld: bool = True) -> None:
+        """Let efetch leave records out while searches still find them (PubMed does, now
+        and then, for records it is re-indexing); ``withheld=False`` serves them again."""
+        with self._lock:
+            if withheld:
+                self._withheld.update(pmids)
+            else:
+                self._withheld.difference_update(pmids)
+
     def remove(self, pmid: str) -> None:
         """Stop serving a record (as if PubMed deleted it)."""
         with self._lock:
@@ -435,11 +484,22 @@ class EutilsServer:
         * ``drop``: close the connection without any answer.
         * ``html``: HTTP 200 with an HTML page instead of XML.
         * ``backend_error``: HTTP 200 with NCBI's ``<ERROR>`` answer for a backend failure.
+        * ``short``: HTTP 200 with the second half of the records left out, as PubMed does
+          now and then; a one-record answer loses its record. Only batches of a stored
+          search count (id listings and fetches by id pass untouched; see :meth:`withhold`
+          for records that by-id fetches miss too).
+        * ``expire``: every WebEnv is forgotten first (see :meth:`expire_history`), so a
+          request naming one gets NCBI's "Unable to obtain query" answer.
         """
         after = None if retry_after is None else str(retry_after)
         fault = Fault(kind, times, endpoint, status, after, delay_s, body)
         with self._lock:
             self._faults.append(fault)
+
+    def expire_history(self) -> None:
+        """Forget every stored search, as NCBI's history server does after hours of disuse."""
+        with self._lock:
+            self._history.clear()
 
     @property
     def faults_pending(self) -> int:
@@ -447,10 +507,18 @@ class EutilsServer:
         with self._lock:
             return sum(fault.times for fault in self._faults)
 
-    def take_fault(self, endpoint: str) -> Fault | None:
-        """The fault for a request to ``endpoint``, if one is scripted (used by the handler)."""
+    def take_fault(self, endpoint: str, params: Mapping[str, str] | None = None) -> Fault | None:
+        """The fault for a request to ``endpoint``, if one is scripted (used by the handler).
+
+        A ``short`` fault waits for a request for a batch of a stored search's records (not
+        an id listing, not a fetch by id).
+        """
+        params = params or {}
+        records = endpoint == "efetch" and params.get("rettype") != "uilist" and "id" not in params
         with self._lock:
             for fault in self._faults:
+                if fault.kind == "short" and not records:
+                    continue
                 if fault.endpoint in (None, endpoint):
                     fault.times -= 1
                     if fault.times <= 0:
@@ -507,14 +575,27 @@ class EutilsServer:
         datetype: str = "edat",
     ) -> list[str]:
         """PMIDs matching ``term`` and the date range, most recent first."""
+        ranges = [
+            (kind.lower(), _bound(first, upper=False), _bound(last, upper=True))
+            for first, kind, last in _DATE_CLAUSE.findall(term)
+        ]
+        term = _DATE_CLAUSE.sub("", term).strip()
+        while term.startswith("(") and term.endswith(")"):
+            term = term[1:-1].strip()
+        ranges.append(
+            (
+                datetype,
+                _bound(mindate, upper=False) if mindate else date.min,
+                _bound(maxdate, upper=True) if maxdate else date.max,
+            )
+        )
         words = self._words(term)
-        low = _bound(mindate, upper=False) if mindate else date.min
-        high = _bound(maxdate, upper=True) if maxdate else date.max
         with self._lock:
             hits = [
                 r
                 for r in self._records.values()
-                if low <= getattr(r, datetype) <= high and all(self._match(w, r) for w in words)
+                if all(low <= getattr(r, kind) <= high for kind, low, high in ranges)
+                and all(self._match(w, r) for w in words)
             ]
         hits.sort(key=lambda r: (r.edat, int(r.pmid)), reverse=True)
         return [r.pmid for r in hits]
@@ -603,7 +684,11 @@ class EutilsServer:
             return _Answer(200, f"{UILIST_PROLOGUE}<IdList>\n{listing}</IdList>\n".encode())
         with self._lock:
             # Like PubMed: PMIDs no longer served are silently missing from the answer.
-            articles = [self._records[pmid].xml for pmid in ids if pmid in self._records]
+            articles = [
+                self._records[pmid].xml
+                for pmid in ids
+                if pmid in self._records and pmid not in self._withheld
+            ]
         body = b"\n".join(
             [EFETCH_PROLOGUE + b"<PubmedArticleSet>", *articles, b"</PubmedArticleSet>\n"]
         )

@@ -18,6 +18,7 @@ from indexing.entrez import (
     AnswerError,
     EntrezClient,
     EntrezError,
+    FetchGaps,
     SearchResult,
     parse_efetch,
     parse_esearch,
@@ -385,6 +386,8 @@ def test_transient_fault_is_retried_and_the_result_is_identical(
 ) -> None:
     eutils_server.inject(kind, times=2, endpoint=endpoint, **options)  # type: ignore[arg-type]
     client = make_client(timeout_s=0.3)
+    # "Unable to obtain query" from efetch means the WebEnv is gone: searched again, not retried.
+    researched = (kind, endpoint) == ("backend_error", "efetch")
 
     result = client.esearch("all[sb]")
     batches = list(client.fetch_batches(result))
@@ -394,6 +397,10 @@ def test_transient_fault_is_retried_and_the_result_is_identical(
     assert batches == expected_batches
     assert eutils_server.faults_pending == 0
     assert [r.fault for r in eutils_server.requests].count(kind) == 2
+    if researched:
+        assert [r.endpoint for r in eutils_server.requests].count("esearch") == 3
+        assert retry_delays(caplog) == []
+        return
     # Retry-After (0.5 s) wins over the shorter backoff (0.01 s, then 0.02 s).
     assert retry_delays(caplog) == ([0.5, 0.5] if "retry_after" in options else [0.01, 0.02])
 
@@ -480,13 +487,139 @@ def test_ncbi_refusal_is_not_retried(
     assert len(eutils_server.requests) == 1
 
 
-def test_unknown_webenv_fails_with_ncbis_message(
+def test_unknown_webenv_without_a_term_to_search_again_fails_at_once(
+    eutils_server: EutilsServer,
+    make_client: Callable[..., EntrezClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stale = SearchResult(count=10, webenv="MCID_gone", query_key="1")
+
+    with pytest.raises(EntrezError, match=r"expired on NCBI's history .*Unable to obtain query #1"):
+        list(make_client().fetch_batches(stale))
+
+    assert len(eutils_server.requests) == 1  # not retried as if transient
+    assert retry_delays(caplog) == []
+
+
+def test_windows_expired_before_they_are_fetched_are_searched_again(
+    eutils_server: EutilsServer,
+    make_client: Callable[..., EntrezClient],
+    caplog: pytest.LogCaptureFixture,
+    fault_free: tuple[SearchResult, list[tuple[int, bytes]]],
+) -> None:
+    client = make_client()
+    result = client.esearch("all[sb]")
+    eutils_server.expire_history()  # hours pass between the search and the fetch
+
+    batches = list(client.fetch_batches(result))
+
+    assert batches == fault_free[1]
+    assert [r.endpoint for r in eutils_server.requests] == ["esearch", "efetch", "esearch"] + [
+        "efetch"
+    ] * 4
+    assert retry_delays(caplog) == []
+
+
+def test_webenv_expiring_mid_fetch_is_searched_again_and_nothing_is_lost(
     eutils_server: EutilsServer, make_client: Callable[..., EntrezClient]
 ) -> None:
-    stale = SearchResult(count=10, webenv="MCID_gone", query_key="1", term="cancer")
+    client = make_client(batch_size=20)
+    result = client.esearch("all[sb]")
+    batches = client.fetch_batches(result)
+    first = [next(batches), next(batches)]
+    eutils_server.inject("expire", endpoint="efetch")
+    eutils_server.remove(eutils_server.pmids[0])  # the new search finds one record fewer
 
-    with pytest.raises(EntrezError, match=r"after 4 attempts .*Unable to obtain query #1"):
-        list(make_client().fetch_batches(stale))
+    rest = list(batches)
+
+    pmids = [pmid for _, body in first + rest for pmid in articles(body)]
+    assert set(pmids) == set(eutils_server.pmids)
+    assert [start for start, _ in rest][:1] == [0]  # count changed: the window was redone
+
+
+def test_webenv_that_keeps_expiring_fails_after_a_few_searches(
+    eutils_server: EutilsServer, make_client: Callable[..., EntrezClient]
+) -> None:
+    client = make_client()
+    result = client.esearch("all[sb]")
+    eutils_server.inject("expire", times=10, endpoint="efetch")
+
+    with pytest.raises(EntrezError, match=r"expired .*\(searched again 3 times\)"):
+        list(client.fetch_batches(result))
+
+
+@pytest.fixture(scope="module")
+def self_signed_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PEM file with a self-signed certificate for 127.0.0.1 and its key."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pem = folder / "both.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    return pem
+
+
+def test_untrusted_certificate_is_not_retried_and_says_so(
+    metapub_records: dict[str, bytes],
+    self_signed_cert: Path,
+    sleeps: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with EutilsServer(metapub_records, certfile=self_signed_cert) as server:
+        assert server.url.startswith("https://")
+        client = EntrezClient(server.url, email=EMAIL, max_tries=4, backoff_s=0.01, sleep=sleeps)
+        with pytest.raises(EntrezError) as raised:
+            client.esearch("cancer")
+
+    message = str(raised.value)
+    assert message.startswith("esearch failed for query 'cancer': the TLS certificate of ")
+    assert "certificate" in message and "not retried" in message
+    assert "\n" not in message
+    assert retry_delays(caplog) == []
+
+
+def test_short_batches_are_completed_by_id_and_match_a_clean_run(
+    eutils_server: EutilsServer,
+    make_client: Callable[..., EntrezClient],
+    fault_free: tuple[SearchResult, list[tuple[int, bytes]]],
+) -> None:
+    client = make_client()
+    eutils_server.inject("short", times=3, endpoint="efetch")
+    gaps = FetchGaps()
+
+    batches = list(client.fetch_batches(client.esearch("all[sb]"), gaps=gaps))
+
+    clean = sorted(pmid for _, body in fault_free[1] for pmid in articles(body))
+    assert sorted(pmid for _, body in batches for pmid in articles(body)) == clean
+    assert len(gaps.refetched) >= 25 and gaps.missing == set()
+    assert eutils_server.faults_pending == 0
+
+
+def test_record_gone_after_the_search_is_reported_missing(
+    eutils_server: EutilsServer, make_client: Callable[..., EntrezClient]
+) -> None:
+    client = make_client()
+    result = client.esearch("all[sb]")
+    gone = eutils_server.search("all[sb]")[60]
+    eutils_server.remove(gone)
+    gaps = FetchGaps()
+
+    batches = list(client.fetch_batches(result, gaps=gaps))
+
+    assert sum(len(articles(body)) for _, body in batches) == 162
+    assert gaps.missing == {gone} and gaps.refetched == set()
 
 
 def test_from_settings_reads_the_ncbi_settings(
@@ -633,3 +766,16 @@ def test_entity_declarations_are_refused() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><PubmedArticleSet>&a;</PubmedArticleSet>'
     with pytest.raises(AnswerError, match="entities"):
         parse_efetch(bomb)
+
+
+def test_id_listing_whose_webenv_expired_is_searched_again(
+    eutils_server: EutilsServer, make_client: Callable[..., EntrezClient]
+) -> None:
+    client = make_client(ids_per_request=40)
+    eutils_server.inject("slow", delay_s=0.0, endpoint="efetch")  # the first page goes through
+    eutils_server.inject("expire", endpoint="efetch")  # the second names a lost WebEnv
+
+    pmids = client.fetch_ids("all[sb]")
+
+    assert pmids == eutils_server.search("all[sb]")
+    assert [r.endpoint for r in eutils_server.requests].count("esearch") == 2

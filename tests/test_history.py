@@ -6,9 +6,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from indexing.history import DIED, RunReport, append_report, read_history
+import pytest
+
+from indexing import history as history_module
+from indexing.history import DIED, RunReport, append_report, read_history, trim_history
 
 
 def _running(kind: str, pid: int, host: str | None = None) -> RunReport:
@@ -90,3 +95,84 @@ def test_a_run_refused_the_lock_leaves_the_running_one_running_and_finished_runs
         (refused.run_id, "failed"),
         (holder.run_id, "interrupted"),
     ]
+
+
+def test_a_run_of_this_process_whose_thread_ended_died(tmp_path: Path) -> None:
+    # The app runs ingests in a page's thread; a rerun stops that thread, the process lives on.
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    gone = _running("ingest-query", os.getpid())
+    gone.details["thread"] = ended.native_id
+    append_report(tmp_path, gone)
+
+    assert read_history(tmp_path)[-1]["status"] == DIED
+
+    live = _running("ingest-query", os.getpid())
+    live.details["thread"] = threading.get_native_id()
+    append_report(tmp_path, live)
+
+    assert [run["status"] for run in read_history(tmp_path)] == [DIED, "running"]
+
+
+def _finished(kind: str, days_ago: float = 0.0) -> RunReport:
+    report = _running(kind, os.getpid()).finish("ok")
+    moment = datetime.now(UTC) - timedelta(days=days_ago)
+    report.started_at = report.finished_at = moment.isoformat(timespec="seconds")
+    return report
+
+
+def test_history_is_trimmed_to_the_newest_runs_and_the_age_limit(tmp_path: Path) -> None:
+    for n in range(40):
+        append_report(tmp_path, _finished(f"old-{n}", days_ago=400))
+    for n in range(30):
+        append_report(tmp_path, _finished(f"new-{n}", days_ago=1))
+
+    assert trim_history(tmp_path, max_runs=1000, max_days=365) == 40
+    assert [run["kind"] for run in read_history(tmp_path)] == [f"new-{n}" for n in range(30)]
+    assert trim_history(tmp_path, max_runs=10, max_days=0) == 20
+    assert [run["kind"] for run in read_history(tmp_path)] == [f"new-{n}" for n in range(20, 30)]
+    assert trim_history(tmp_path, max_runs=10, max_days=0) == 0  # nothing more to drop
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_ingest_trims_the_history_when_it_starts(tmp_path: Path) -> None:
+    from indexing.ingest import run_with_writer
+    from indexing.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", offline=True, history_max_runs=5)
+    for n in range(20):
+        append_report(settings.index_dir, _finished(f"old-{n}"))
+
+    run_with_writer(settings, RunReport(kind="check"), lambda _writer: None)
+
+    kinds = [run["kind"] for run in read_history(settings.index_dir)]
+    assert kinds == [f"old-{n}" for n in range(15, 20)] + ["check"]
+
+
+def test_the_last_runs_are_read_from_the_end_and_paged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(800):
+        report = _running(f"run-{n}", os.getpid())
+        append_report(tmp_path, report)
+        append_report(tmp_path, report.finish("ok"))
+    everything = read_history(tmp_path)
+
+    def whole_file(*_args: object, **_kwargs: object) -> str:
+        raise AssertionError("the whole history was read for a few runs")
+
+    monkeypatch.setattr(Path, "read_text", whole_file)
+    monkeypatch.setattr(Path, "read_bytes", whole_file)
+    parsed: list[int] = []
+    parse = history_module._parse_lines
+
+    def counting(lines: list[bytes]) -> list[dict[str, object]]:
+        parsed.append(len(lines))
+        return parse(lines)
+
+    monkeypatch.setattr(history_module, "_parse_lines", counting)
+    assert read_history(tmp_path, limit=5) == everything[-5:]
+    assert parsed == [14]  # 2 lines per run for 5 runs and a few more, not 1,600
+    assert read_history(tmp_path, limit=5, offset=5) == everything[-10:-5]
+    assert read_history(tmp_path, limit=2, offset=799) == everything[:1]

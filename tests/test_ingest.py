@@ -341,3 +341,136 @@ def test_kill_9_at_random_points_then_rerun_gives_exact_index(
     assert len(ids) == len(set(ids)) == manifest.passages
     staging = [p for p in (data_dir / "index" / "versions").iterdir() if p.name.startswith(".")]
     assert staging == []  # the rerun removed the killed runs' leftovers
+
+
+@pytest.mark.parametrize("command", ["ingest", "update"])
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_device_or_fifo_is_refused_at_once_and_the_lock_stays_free(
+    tmp_path: Path, command: str, kind: str
+) -> None:
+    source = Path("/dev/zero")
+    if kind == "fifo":
+        source = tmp_path / "feed.xml"
+        os.mkfifo(source)  # nobody ever writes to it: opening it would block for good
+    data_dir = tmp_path / "data"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "indexing", "-q", command, "--xml", str(source)],
+        cwd=ROOT,
+        env=cli_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,  # today's code reads /dev/zero (or waits on the FIFO) forever
+        check=False,
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "not a regular file" in lines[0] and str(source) in lines[0]
+    store = FileStore(Settings(data_dir=data_dir, offline=True))
+    with store.lock(wait=0):  # free: nobody took it
+        pass
+
+
+def test_xml_file_larger_than_the_setting_is_refused_before_the_lock(
+    tmp_path: Path,
+) -> None:
+    from indexing.ingest import ingest_files
+
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir, offline=True, max_xml_file_bytes=1000)
+    store = FileStore(settings)
+    with store.lock(purpose="another writer"), pytest.raises(Exception) as raised:
+        # The lock is held elsewhere: the size check must fail first, not the lock.
+        ingest_files([SUBSET[0]], settings, quiet=True)
+    assert "more than the 1000 allowed (PUBMED_RAG_MAX_XML_FILE_BYTES)" in str(raised.value)
+    assert store.read_history() == []  # refused before the run started
+
+
+def test_applier_holds_at_most_one_upsert_batch_of_records(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from indexing.article import Article
+    from indexing.history import RunReport
+    from indexing.ingest import UPSERT_BATCH, Applier
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import UpsertCounts
+
+    class CountingWriter:
+        """Stands in for the index writer: the applier's own memory is under test."""
+
+        def upsert_articles(self, articles: list[Article], source: str = "") -> UpsertCounts:
+            return UpsertCounts(added=len(articles))
+
+    with open_xml(SUBSET[0]) as stream:
+        record = next(item for item in parse_pubmed_xml(stream) if isinstance(item, Article))
+    fed = 5 * UPSERT_BATCH + 7
+    applier = Applier(
+        CountingWriter(),  # type: ignore[arg-type]
+        RunReport(kind="test"),
+        Settings(data_dir=tmp_path, offline=True),
+        "xml",
+        checkpoints=False,
+    )
+    applier.feed(replace(record, pmid=str(n)) for n in range(1, fed + 1))
+    applier.flush()
+    assert applier.report.added == fed
+    for name, value in vars(applier).items():
+        if isinstance(value, set | list | dict):
+            assert len(value) <= UPSERT_BATCH, f"Applier.{name} grows with the run"
+
+
+def test_version_renamed_but_never_published_is_removed_by_the_next_run(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexing import index as index_module
+    from indexing.ingest import ingest_files
+
+    ingest_files(SUBSET[:2], settings, quiet=True)
+    real_write = index_module._write_atomic
+
+    def killed_while_switching(path: Path, text: str) -> None:
+        # The version directory is already renamed into place; the process dies while
+        # writing the new CURRENT, leaving its temporary file behind.
+        path.with_name(f".{path.name}.99999.tmp").write_text(text, encoding="utf-8")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(index_module, "_write_atomic", killed_while_switching)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_files(SUBSET[2:4], settings, quiet=True)
+    monkeypatch.setattr(index_module, "_write_atomic", real_write)
+    store = open_store(settings)
+    assert store.current_version() == "v000001"
+    assert store.published_versions() == ["v000001", "v000002"]  # v000002: never published
+
+    report = ingest_files(SUBSET[4:5], settings, quiet=True)
+
+    # The orphan was removed before publishing: its name is free again, and no reader ever
+    # opened it (CURRENT never named it).
+    assert report.index_version == store.current_version() == "v000002"
+    assert store.published_versions() == ["v000001", "v000002"]
+    assert store.manifest().run_id == report.run_id
+    assert list(settings.index_dir.glob(".CURRENT.*.tmp")) == []
+    assert len(catalog(settings)) == 3  # what v000002 held was never published
+
+
+def test_run_stopped_by_a_streamlit_rerun_is_recorded_not_left_running(
+    settings: Settings,
+) -> None:
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from indexing.ingest import IngestProgress, ingest_files
+
+    def rerun(state: IngestProgress) -> None:
+        if state.records:
+            raise StopException()  # what Streamlit raises in a page's thread when it reruns
+
+    with pytest.raises(StopException):
+        ingest_files(SUBSET[:3], settings, quiet=True, progress=rerun)
+
+    store = open_store(settings)
+    last = store.read_history()[-1]
+    assert last["status"] == "interrupted"
+    with store.lock(wait=0):
+        pass

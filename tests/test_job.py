@@ -498,6 +498,42 @@ def test_ingest_query_larger_than_pubmed_serves_is_fetched_in_date_slices(
     assert set(catalog(settings)) == set(newest)
 
 
+def test_ingest_whose_windows_expire_before_they_are_fetched_gets_every_record(
+    settings_env: Path, server: EutilsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_EUTILS_URL", server.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    client = EntrezClient.from_settings(settings)
+    client.retrieval_limit = 4  # several windows, all searched before the first fetch
+    server.inject("expire", endpoint="efetch")  # hours pass: every WebEnv is gone
+    server.inject("slow", delay_s=0.0, times=3, endpoint="efetch")
+    server.inject("expire", endpoint="efetch")  # and again, in a later window
+
+    report = ingest_query(TERM, settings, quiet=True, client=client)
+
+    assert (report.status, report.added, report.unfetched) == ("ok", BASE_SIZE, 0)
+    assert set(catalog(settings)) == set(server.pmids)
+    assert server.faults_pending == 0
+
+
+def test_ingest_with_a_record_not_fetched_leaves_the_query_without_a_watermark(
+    settings_env: Path, server: EutilsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_EUTILS_URL", server.url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    withheld = server.pmids[3]
+    server.withhold(withheld)
+
+    report = ingest_query(TERM, settings, quiet=True)
+
+    assert (report.added, report.unfetched) == (BASE_SIZE - 1, 1)
+    assert report.details["unfetched"] == {TERM: [withheld]}
+    state = published(settings)[1].queries[TERM]
+    assert state["last_success"] is None  # the first update re-reads everything
+
+
 def test_search_windows_cover_a_large_search_in_slices_pubmed_can_serve(
     server: EutilsServer,
 ) -> None:
@@ -512,14 +548,157 @@ def test_search_windows_cover_a_large_search_in_slices_pubmed_can_serve(
     assert listed == server.search(TERM)  # newest first, like one unsplit search
 
 
-def test_search_windows_refuses_a_single_day_beyond_the_limit(server: EutilsServer) -> None:
-    for pmid in server.pmids[:5]:
-        server.set_dates(pmid, edat=date(2001, 2, 3))
+def test_search_windows_split_a_day_beyond_the_limit_by_another_date_type(
+    server: EutilsServer,
+) -> None:
+    crowded = server.pmids[:7]
+    for n, pmid in enumerate(crowded):
+        server.set_dates(pmid, mdat=date(2025, 1, 6), edat=date(2001, 2, 1 + n))
     client = EntrezClient(server.url, api_key="test-key", email="tests@example.org", max_tries=1)
     client.retrieval_limit = 4
 
-    with pytest.raises(EntrezError, match=r"5 records on 2001-02-03 \(edat\) alone"):
+    windows = list(search_windows(client, TERM, "2025/01/06", "2025/01/06", "mdat"))
+
+    assert all(0 < w.result.count <= 4 for w in windows)
+    assert {w.datetype for w in windows} == {"edat"}
+    assert all('"2025/01/06"[mdat]' in w.term for w in windows)
+    listed = [
+        pmid for w in windows for pmid in client.fetch_ids(w.term, w.mindate, w.maxdate, w.datetype)
+    ]
+    assert sorted(listed) == sorted(crowded)  # every record of the day exactly once
+
+
+def test_search_windows_refuses_a_day_beyond_the_limit_on_every_date_type(
+    server: EutilsServer,
+) -> None:
+    day = date(2001, 2, 3)
+    for pmid in server.pmids[:5]:
+        server.set_dates(pmid, edat=day, mdat=day, pdat=day)
+    client = EntrezClient(server.url, api_key="test-key", email="tests@example.org", max_tries=1)
+    client.retrieval_limit = 4
+
+    with pytest.raises(EntrezError, match=r"5 records on 2001-02-03 \(\w+\) alone, .* every date"):
         list(search_windows(client, TERM, "2001", "2001"))
+
+
+def test_a_day_of_revisions_beyond_the_limit_is_fetched_whole(
+    settings: Settings, server: EutilsServer, ordered: list[str]
+) -> None:
+    # NLM's yearly MeSH revision gives one mdat day far more than PubMed serves per search.
+    revised = ordered[:6]
+    for pmid in revised:
+        xml = re.sub(
+            rb"<ArticleTitle>.*?</ArticleTitle>",
+            f"<ArticleTitle>Revised {pmid}.</ArticleTitle>".encode(),
+            server.record_xml(pmid),
+            count=1,
+            flags=re.DOTALL,
+        )
+        server.replace(xml, mdat=TODAY)
+    client = EntrezClient.from_settings(settings)
+    client.retrieval_limit = 4
+
+    report = update_queries(settings, client=client)
+
+    assert (report.status, report.revised, report.added) == ("ok", 6, 0)
+    assert published(settings)[1].queries[TERM]["last_success"] == report.started_at
+    pinned = [r.params["term"] for r in server.requests if "[mdat]" in r.params.get("term", "")]
+    assert pinned  # the day was split by entrez date within the mdat day
+    assert_consistent(settings)
+
+
+def test_a_failing_query_does_not_block_the_others(
+    settings: Settings,
+    server: EutilsServer,
+    metapub_records: dict[str, bytes],
+    ordered: list[str],
+) -> None:
+    other = next(
+        word
+        for word in ("mice", "children", "cancer", "patients", "cells", "risk")
+        if 1 <= len(server.search(word)) <= 3
+    )
+    ingest_query(other, settings, quiet=True)
+    # All of TERM's records on one day of every date type: beyond the (scaled-down) limit.
+    for pmid in ordered[:5]:
+        server.set_dates(pmid, edat=TODAY, mdat=TODAY, pdat=TODAY)
+    extra = next(
+        pmid
+        for pmid in ordered[BASE_SIZE:]
+        if pmid not in server.pmids and other in metapub_records[pmid].decode().lower()
+    )
+    serve_new(server, metapub_records, [extra])
+    before = published(settings)[1].queries
+    client = EntrezClient.from_settings(settings)
+    client.retrieval_limit = 4
+
+    report = update_queries(settings, client=client)
+
+    assert (report.status, report.failed) == ("partial", 1)
+    assert list(report.details["failed_queries"]) == [TERM]
+    assert "every date type" in report.error
+    queries = published(settings)[1].queries
+    assert queries[other]["last_success"] == report.started_at  # the other query moved on
+    assert queries[TERM]["last_success"] == before[TERM]["last_success"]  # retried next run
+    assert extra in catalog(settings)
+    assert history(settings)[-1]["status"] == "partial"
+
+    client.retrieval_limit = 9999
+    again = update_queries(settings, client=client)
+
+    assert again.status == "ok"
+    assert published(settings)[1].queries[TERM]["last_success"] == again.started_at
+
+
+def test_update_with_short_batches_ends_with_exactly_the_records_of_a_clean_run(
+    settings: Settings,
+    server: EutilsServer,
+    metapub_records: dict[str, bytes],
+    ordered: list[str],
+    base_index: Path,
+    tmp_path: Path,
+) -> None:
+    new = ordered[BASE_SIZE : BASE_SIZE + 12]
+    serve_new(server, metapub_records, new)
+    clean_dir = tmp_path / "clean" / "data"
+    shutil.copytree(base_index, clean_dir)
+    clean = settings.model_copy(update={"data_dir": clean_dir})
+    assert update_queries(clean).added == 12
+
+    server.inject("short", times=4, endpoint="efetch")  # of its 5-record batches: all but 1
+    report = update_queries(settings)
+
+    assert (report.status, report.added, report.unfetched) == ("ok", 12, 0)
+    assert report.refetched > 0 and server.faults_pending == 0
+    assert catalog(settings) == catalog(clean)
+    assert published(settings)[1].queries[TERM]["last_success"] == report.started_at
+    assert_consistent(settings)
+
+
+def test_records_not_fetched_are_reported_and_hold_the_watermark(
+    settings: Settings,
+    server: EutilsServer,
+    metapub_records: dict[str, bytes],
+    ordered: list[str],
+) -> None:
+    before = published(settings)[1].queries[TERM]["last_success"]
+    new = ordered[BASE_SIZE : BASE_SIZE + 6]
+    serve_new(server, metapub_records, new)
+    server.withhold(new[2])  # found by esearch, left out by every efetch
+
+    report = update_queries(settings)
+
+    assert (report.added, report.unfetched) == (5, 1)
+    assert report.details["unfetched"] == {TERM: [new[2]]}
+    assert "1 not fetched" in report.summary()
+    assert published(settings)[1].queries[TERM]["last_success"] == before
+    assert new[2] not in catalog(settings)
+
+    server.withhold(new[2], withheld=False)
+    again = update_queries(settings)
+
+    assert (again.added, again.unfetched) == (1, 0)
+    assert published(settings)[1].queries[TERM]["last_success"] == again.started_at
 
 
 # --- PubMed update files --------------------------------------------------------------------

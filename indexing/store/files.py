@@ -175,9 +175,17 @@ class FileStore(VersionStore):
         """
         removed = []
         current = self.current_version()
+        for tmp in self.root.glob(f".{CURRENT}.*.tmp"):  # a writer killed while switching
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
         if self.versions.exists():
+            # A version newer than CURRENT was renamed into place by a writer killed before it
+            # switched CURRENT: never published, so not one of the kept. (Without CURRENT at
+            # all nothing is judged: that may be damage, and versions are the only copies.)
+            published = version_number(current) if current else None
             for path in self.versions.iterdir():
-                if path.name.startswith(STAGING_PREFIX):
+                unpublished = published is not None and version_number(path.name) > published
+                if path.name.startswith(STAGING_PREFIX) or unpublished:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path.name)
         keep = self.settings.keep_versions
