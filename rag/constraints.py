@@ -26,6 +26,7 @@ class CitationConstraint:
 
     pmids: tuple[str, ...]
     max_sentences: int = 4
+    max_sentence_words: int = 60
     max_tags: int = 3
 
     def __post_init__(self) -> None:
@@ -38,20 +39,22 @@ class CitationConstraint:
     def gbnf(self) -> str:
         """The constraint as a llama.cpp GBNF grammar.
 
-        A sentence starts with a letter, digit or parenthesis and holds no ``[``, ``]``, line
-        break or sentence end (a full stop may stand between digits: ``2.5 mg``); it ends with
-        ``" [PMID:n]."`` or ``". [PMID:n]"``. Its length is bounded by the answer's token limit
-        (a counted repetition would make llama.cpp's grammar several times slower).
+        A sentence is 3 to ``max_sentence_words`` words holding no ``[``, ``]``, line break or
+        sentence end (a full stop may stand between digits: ``2.5 mg``); it ends with
+        ``" [PMID:n]."`` or ``". [PMID:n]"``. Words, not characters, are counted: a counted
+        repetition of characters makes llama.cpp's grammar several times slower.
         """
         choices = " | ".join(f'"{pmid}"' for pmid in dict.fromkeys(self.pmids))
         more = self.max_sentences - 1
         return "\n".join(
             (
                 f'root ::= sentence (" " sentence){{0,{more}}}',
-                "sentence ::= [A-Za-z0-9(] char char char* end",
+                f'sentence ::= word (" " word){{2,{self.max_sentence_words - 1}}} end',
                 # A full stop inside a sentence only between digits (2.5 mg): anywhere else it
                 # ends the sentence, and the tags must follow it.
-                r'char ::= [^\[\]\n.!?] | [0-9] "." [0-9]',
+                r"word ::= [^\[\]\n.!? ]+ | [^\[\]\n.!? ]* [0-9] "
+                + '"."'
+                + r" [0-9] [^\[\]\n.!? ]*",
                 'end ::= " " tags "." | "." " " tags',
                 f"tags ::= tag tag{{0,{self.max_tags - 1}}}",
                 'tag ::= "[PMID:" pmid "]"',
