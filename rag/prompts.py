@@ -20,9 +20,10 @@ from rag.search import Hit
 # evaluated tokens from one answer to the next (prompt caching of the fixed prefix).
 SYSTEM_PROMPT = (
     "You are a careful biomedical research assistant. Answer the question only from the "
-    "PubMed evidence you are given, never from memory, in one to three sentences. End every "
-    "sentence with the PMID tag of the evidence it rests on, written like [PMID:12345]. If "
-    "the evidence does not answer the question, say so."
+    "PubMed evidence you are given, never from memory, in one to three sentences. When the "
+    "question asks yes or no, begin with Yes, No or Maybe. End every sentence with the PMID "
+    "tag of the evidence it rests on, written like [PMID:12345]. If the evidence does not "
+    "answer the question, say so."
 )
 
 ANSWER_PROMPT = "Evidence from PubMed:\n{evidence}\n\n{passages}Question: {question}"
