@@ -91,35 +91,89 @@ def scifact_table(fast: dict[str, Any], fp32: dict[str, Any]) -> list[str]:
     return lines
 
 
-def pubmedqa_table(result: dict[str, Any]) -> list[str]:
-    """Accuracy beside the majority baseline, retrieval and citation figures, both settings."""
+PUBMEDQA_ROWS = (
+    ("accuracy (yes/no/maybe)", "accuracy", _pct),
+    ("majority-class baseline", "majority_baseline", _pct),
+    ("accuracy of the answers not abstained", "accuracy_answered", _pct),
+    ("answers citing at least one source", "cites_any", _pct),
+    ("answers citing the source abstract", "cites_source", _pct),
+    ("answers whose citations are all valid", "citations_all_valid", _pct),
+    ("answer sentences carrying a valid citation", "sentences_with_valid_citation", _pct),
+    ("answers copying the worked example", "copied_from_demonstration", _f),
+    ("answer sentences judged supported", ("support", "supported"), _pct),
+    ("answer sentences judged weak", ("support", "weak"), _pct),
+    ("answer sentences judged unsupported", ("support", "unsupported"), _pct),
+    ("abstention rate", "abstention_rate", _pct),
+    ("answers without a readable label", "unparsed_rate", _pct),
+    ("median question → key evidence (ms)", "evidence_ms_median", _f),
+    ("median question → first token (ms)", "first_token_ms_median", _f),
+    ("median prompt tokens", "prompt_tokens_median", _f),
+    ("median tokens/s", "tokens_per_s_median", _f),
+)
+# The figures before answers were grounded by construction, kept for comparison.
+PUBMEDQA_BASELINE = "eval-pubmedqa-2026-11-23.json"
+
+
+def _value(scores: dict[str, Any] | None, key: str | tuple[str, str]) -> Any:
+    if scores is None:
+        return None
+    if isinstance(key, tuple):
+        return (scores.get(key[0]) or {}).get(key[1])
+    return scores.get(key)
+
+
+def pubmedqa_table(result: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
+    """Accuracy beside the majority baseline, retrieval, citation and support figures, both
+    settings, each beside the figure of ``before`` (the earlier run) when given."""
     config = result["config"]
+    was = f" ({before['machine']['measured_at'][:10]})" if before else ""
+    head = "| retrieval over 1000 abstracts | gold abstract given |"
+    if before:
+        head = f"| retrieval | retrieval{was} | gold abstract | gold abstract{was} |"
     lines = [
         f"| PubMedQA PQA-L test ({config['answered_questions']} of {config['test_questions']} "
-        f"questions; generator {config['generator']}) | retrieval over 1000 abstracts | gold "
-        "abstract given |",
-        "|---|---|---|",
+        f"questions; generator {config['generator']}) " + head,
+        "|---|---|---|" + ("---|---|" if before else ""),
     ]
-    retrieval, gold = result["retrieval"], result["gold"]
-    for label, key, fmt in (
-        ("accuracy (yes/no/maybe)", "accuracy", _pct),
-        ("majority-class baseline", "majority_baseline", _pct),
-        ("accuracy of the answers not abstained", "accuracy_answered", _pct),
-        ("answers whose citations are all valid", "citations_all_valid", _pct),
-        ("answers citing the source abstract", "cites_source", _pct),
-        ("abstention rate", "abstention_rate", _pct),
-        ("answers without a readable label", "unparsed_rate", _pct),
-        ("median time to first token (ms)", "first_token_ms_median", _f),
-        ("median tokens/s", "tokens_per_s_median", _f),
-    ):
-        lines.append(f"| {label} | {fmt(retrieval.get(key))} | {fmt(gold.get(key))} |")
-    recall = retrieval.get("source_recall") or {}
+    settings = ("retrieval", "gold")
+    for label, key, fmt in PUBMEDQA_ROWS:
+        cells = []
+        for setting in settings:
+            cells.append(fmt(_value(result[setting], key)))
+            if before:
+                cells.append(fmt(_value(before.get(setting), key)))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    recall = result["retrieval"].get("source_recall") or {}
+    old = (before or {}).get("retrieval", {}).get("source_recall") or {}
+    cells = [" / ".join(_pct(recall.get(k)) for k in ("@1", "@5", "@10"))]
+    if before:
+        cells += [" / ".join(_pct(old.get(k)) for k in ("@1", "@5", "@10")), "–"]
     lines.append(
-        "| source abstract retrieved (recall@1 / @5 / @10) | "
-        + " / ".join(_pct(recall.get(k)) for k in ("@1", "@5", "@10"))
-        + " | – |"
+        "| source abstract retrieved (recall@1 / @5 / @10) | " + " | ".join(cells) + " | – |"
     )
     lines += ["", f"Label rule: {config['label_rule']}."]
+    checker = result.get("support_checker")
+    if checker:
+        held = checker["held_out_half"]
+        product = checker["product_thresholds"]
+        lines += [
+            "",
+            f"| support checker on PubMedQA ({checker['pairs']} conclusions, `LONG_ANSWER`) | value |",
+            "|---|---|",
+            f"| AUC, own abstract vs a random other abstract | {checker['auc_random_negative']:.4f} |",
+            f"| AUC, own abstract vs the most similar other abstract | {checker['auc_hard_negative']:.4f} |",
+            "| thresholds chosen on the first half (supported / weak) | "
+            f"{checker['chosen_on_first_half']['supported']} / {checker['chosen_on_first_half']['weak']} |",
+            '| held-out half, "supported": precision / recall vs most similar | '
+            f"{_pct(held['supported_vs_hard']['precision'])} / {_pct(held['supported_vs_hard']['recall'])} |",
+            '| held-out half, "supported": precision / recall vs random | '
+            f"{_pct(held['supported_vs_random']['precision'])} / {_pct(held['supported_vs_random']['recall'])} |",
+            f'| held-out half, "weak" or better: recall | {_pct(held["weak_vs_hard"]["recall"])} |',
+            "| product thresholds "
+            f"({product['supported_vs_hard']['threshold']} / {product['weak_vs_hard']['threshold']}), "
+            'all pairs, "supported": precision / recall vs most similar | '
+            f"{_pct(product['supported_vs_hard']['precision'])} / {_pct(product['supported_vs_hard']['recall'])} |",
+        ]
     return lines
 
 
@@ -147,7 +201,7 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
                 "all of them.",
                 "",
             ]
-        lines += [*pubmedqa_table(results["pubmedqa"]), ""]
+        lines += [*pubmedqa_table(results["pubmedqa"], results.get("pubmedqa-before")), ""]
     lines += ["Full figures (same folder): " + ", ".join(f"`{name}`" for name in files) + ".", ""]
     return "\n".join(lines)
 
@@ -188,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         files = {name: f"eval-{name}.json" for name in ("scifact", "scifact-fp32", "pubmedqa")}
         if not (out_dir / files["pubmedqa"]).exists() and (partial := largest_partial(out_dir)):
             files["pubmedqa"] = partial.name
+        if (out_dir / PUBMEDQA_BASELINE).exists():
+            files["pubmedqa-before"] = PUBMEDQA_BASELINE
         for name, file in files.items():
             if (out_dir / file).exists():
                 results[name] = json.loads((out_dir / file).read_text(encoding="utf-8"))
