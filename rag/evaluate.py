@@ -724,8 +724,8 @@ def grounding_scores(
     answers: Mapping[str, Mapping[str, Any]], answered: Sequence[str]
 ) -> dict[str, Any]:
     """Sentence-level citation and support figures, copies of the demonstration, evidence."""
-    from rag.citations import split_sentences
     from rag.constraints import copied_spans
+    from rag.grounding import split_claims
     from rag.prompts import demonstrations
 
     # The worked example the product used to show: an answer must never copy from it, in the
@@ -737,7 +737,7 @@ def grounding_scores(
     for pmid in answered:
         row = answers[pmid]
         context = set(row.get("context") or [])
-        for sentence in split_sentences(str(row["text"])):
+        for sentence in split_claims(str(row["text"])):
             sentences += 1
             tags = set(re.findall(r"\[PMID:(\d+)\]", sentence))
             cited += int(bool(tags) and tags <= context)

@@ -78,7 +78,7 @@ class Grounded:
         return tuple(dict.fromkeys(p for s in self.sentences for p in s.citations))
 
 
-def _claims(text: str) -> list[str]:
+def split_claims(text: str) -> list[str]:
     """Answer sentences; a fragment too short to state anything ("Yes.") joins the next."""
     out: list[str] = []
     carry = ""
@@ -125,7 +125,7 @@ def ground_answer(
     sources = [sentence.text for sentence in pool.sentences]
     dropped: list[tuple[str, str]] = []
     kept: list[tuple[str, tuple[str, ...]]] = []
-    for sentence in _claims(text):
+    for sentence in split_claims(text):
         cited = tuple(dict.fromkeys(p for p in _TAG.findall(sentence) if p in allowed))
         if demonstrations and is_copied(claim_text(sentence), demonstrations, sources):
             dropped.append((sentence, "copied from the prompt's worked example"))
