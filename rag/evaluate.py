@@ -856,6 +856,7 @@ def evaluate_pubmedqa(
     progress: bool = True,
     generator: Any = None,
     answers_file: Path | None = None,
+    settings_to_answer: Sequence[str] = ("retrieval", "gold"),
 ) -> dict[str, Any]:
     """PubMedQA test split: retrieval over all 1000 abstracts, and answers with/without gold.
 
@@ -899,6 +900,7 @@ def evaluate_pubmedqa(
         retrieval_answers = {
             pmid: log.answer("retrieval", pmid, partial(_answer_one, service, items[pmid].question))
             for pmid in tqdm(answered, unit="q", desc="answers (retrieval)", disable=not progress)
+            if "retrieval" in settings_to_answer
         }
         loaded = service.generator
         # The gold setting reads the same temporary index (for the encoder and the abstract's
@@ -910,6 +912,7 @@ def evaluate_pubmedqa(
             for pmid in tqdm(
                 answered, unit="q", desc="answers (gold abstract)", disable=not progress
             )
+            if "gold" in settings_to_answer
         }
     subset_truth = {pmid: truth[pmid] for pmid in answered}
     retrieval = score_answers(retrieval_answers, subset_truth)
@@ -925,6 +928,7 @@ def evaluate_pubmedqa(
             "test_questions": len(questions),
             "answered_questions": len(answered),
             "limit": limit,
+            "settings_answered": list(settings_to_answer),
             "answers_reused": reused,
             "corpus": f"{len(articles)} PQA-L abstracts (CONTEXTS, without LONG_ANSWER)",
             "label_rule": LABEL_RULE,
@@ -1087,6 +1091,14 @@ def beir_command(
     help="Record every generated answer in this JSON-lines file as it comes, and reuse the "
     "answers it already holds: a run cut short resumes where it stopped.",
 )
+@click.option(
+    "--settings",
+    "answer_settings",
+    default="retrieval,gold",
+    show_default=True,
+    help="Which answers to generate: retrieval (over all abstracts), gold (the gold abstract "
+    "given), or both.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def pubmedqa_command(
@@ -1095,12 +1107,22 @@ def pubmedqa_command(
     limit: int | None,
     out: Path | None,
     answers: Path | None,
+    answer_settings: str,
     quiet: bool,
 ) -> None:
     """Yes/no/maybe accuracy, source recall, citation validity and abstention on PubMedQA."""
+    chosen = tuple(part.strip() for part in answer_settings.split(",") if part.strip())
+    if not chosen or set(chosen) - {"retrieval", "gold"}:
+        raise click.BadParameter("give retrieval, gold or retrieval,gold", param_hint="--settings")
 
     def body() -> None:
-        result = evaluate_pubmedqa(data, limit=limit, progress=not quiet, answers_file=answers)
+        result = evaluate_pubmedqa(
+            data,
+            limit=limit,
+            progress=not quiet,
+            answers_file=answers,
+            settings_to_answer=chosen,
+        )
         _write(result, out)
 
     _guarded(ctx, body)

@@ -69,7 +69,11 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class Sources:
-    """First event: the search result and the passages the generator will see."""
+    """First event: the search result, and whether the answer will abstain.
+
+    ``context`` stays empty here: which articles the prompt names is known once the evidence
+    is chosen and the prompt fitted (:attr:`Answer.context`).
+    """
 
     result: SearchResult
     context: tuple[Hit, ...]
