@@ -56,3 +56,16 @@ def test_support_checker_separates_a_conclusion_from_other_abstracts_on_pubmedqa
     medians = result["median_score"]
     assert medians["own_abstract"] > medians["most_similar_other_abstract"]
     assert medians["most_similar_other_abstract"] >= medians["random_abstract"]
+
+
+def test_pubmedqa_settings_option_refuses_an_unknown_setting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rag.__main__ import cli
+
+    result = CliRunner().invoke(
+        cli, ["eval", "pubmedqa", "--data", str(tmp_path), "--settings", "retrieval,oracle"]
+    )
+
+    assert result.exit_code == 2
+    assert "give retrieval, gold or retrieval,gold" in result.output
