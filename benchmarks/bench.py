@@ -759,15 +759,20 @@ def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> d
                 "tokens_per_s": answer.timings.tokens_per_s,
                 "generated_tokens": answer.timings.generated_tokens,
                 "retrieval_ms": round(answer.timings.retrieval_ms, 1),
+                "evidence_ms": answer.timings.evidence_ms,
+                "prompt_tokens": answer.timings.prompt_tokens,
+                "evidence": len(answer.evidence),
             }
         )
     ttft = [float(r["first_token_ms"]) for r in rows if r["first_token_ms"] is not None]
+    evidence = [float(r["evidence_ms"]) for r in rows if r["evidence_ms"] is not None]
     speed = [float(r["tokens_per_s"]) for r in rows if r["tokens_per_s"] is not None]
     return {
         "model": service.model_name,
         "load_s": round(load_s, 2),
         "max_answer_tokens": max_tokens,
         "first_token_ms_median": round(float(np.median(ttft)), 1) if ttft else None,
+        "evidence_ms_median": round(float(np.median(evidence)), 1) if evidence else None,
         "tokens_per_s_median": round(float(np.median(speed)), 2) if speed else None,
         "answers": rows,
     }
@@ -921,7 +926,8 @@ def markdown(result: dict[str, Any]) -> str:
     )
     answer = sections.get("answer", {})
     lines.append(
-        f"| answer, 5 sources ({answer.get('model', '–')}) | first token "
+        f"| answer, 5 sources ({answer.get('model', '–')}) | key evidence "
+        f"{_fmt(answer.get('evidence_ms_median'), ' ms')}, first token "
         f"{_fmt(answer.get('first_token_ms_median'), ' ms')}, "
         f"{_fmt(answer.get('tokens_per_s_median'), ' tok/s')} | – |"
     )
