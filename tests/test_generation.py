@@ -549,7 +549,7 @@ def test_real_smollm2_answers_with_citations_among_its_sources(sample_index: Sam
     # By construction, whatever the model's words: cited sentences, evidence shown first.
     assert answer.evidence and isinstance(events[1], KeyEvidence)
     _every_sentence_cites_the_context(answer)
-    assert answer.citations and answer.removed_citations == ()
+    assert answer.citations  # at least one, always: the grammar ends each sentence with one
     assert [hit.pmid for hit in answer.cited] == list(answer.citations)
     for pmid in answer.removed_citations:
         assert pmid not in answer.text
