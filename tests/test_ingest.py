@@ -25,8 +25,8 @@ from indexing.settings import Settings
 from indexing.store import IndexReader, open_store
 from indexing.store.files import FileStore
 from indexing.store.layout import CATALOG
+from testkit.eutils_server import EutilsServer
 from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES, ROOT, needs_shared_data
-from tests.eutils_server import EutilsServer
 from tests.fixtures_pg import BOTH, Backend
 
 pytestmark = needs_shared_data()
@@ -424,8 +424,8 @@ def test_applier_holds_at_most_one_upsert_batch_of_records(tmp_path: Path) -> No
 def test_version_renamed_but_never_published_is_removed_by_the_next_run(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexing.store import files as files_module
     from indexing.ingest import ingest_files
+    from indexing.store import files as files_module
 
     ingest_files(SUBSET[:2], settings, quiet=True)
     real_write = files_module.write_atomic
