@@ -661,7 +661,7 @@ def add_records(ctx: Context, expanded: bool) -> None:
 
 def run_ingest(run: Callable[..., RunReport], starting: str) -> None:
     """Run an ingest in this session with a progress bar; errors become one line."""
-    from indexing.cli import user_errors
+    from indexing.errors import USER_ERRORS
 
     bar = st.progress(0.0, text=starting)
     last = [0.0]
@@ -678,7 +678,7 @@ def run_ingest(run: Callable[..., RunReport], starting: str) -> None:
 
     try:
         report = run(quiet=True, progress=progress)
-    except user_errors() as exc:
+    except USER_ERRORS as exc:
         bar.empty()
         st.error(f"Nothing was added: {exc}")
         return

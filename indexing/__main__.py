@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from indexing.cli import WAIT_OPTION, run_guarded
+from indexing.cli import INTERRUPTED, WAIT_OPTION
+from indexing.errors import guarded
 from indexing.settings import get_settings
 
 EXAMPLES = """
@@ -92,7 +93,7 @@ def ingest(
     settings = get_settings()
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
     if term:
-        report = run_guarded(
+        report = guarded(
             lambda: ingest_query(
                 term,
                 settings,
@@ -103,9 +104,12 @@ def ingest(
                 wait=wait,
             ),
             debug,
+            INTERRUPTED,
         )
     else:
-        report = run_guarded(lambda: ingest_files(files, settings, quiet=quiet, wait=wait), debug)
+        report = guarded(
+            lambda: ingest_files(files, settings, quiet=quiet, wait=wait), debug, INTERRUPTED
+        )
     click.echo(report.summary())
 
 
@@ -115,7 +119,7 @@ def info(as_json: bool) -> None:
     """What is indexed: articles, passages, model, version, tracked queries, last run."""
     from indexing.store import IndexInfo, index_info
 
-    info: IndexInfo = run_guarded(lambda: index_info(get_settings()), debug=False)
+    info: IndexInfo = guarded(lambda: index_info(get_settings()), False, INTERRUPTED)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True, default=str))
         return

@@ -34,8 +34,9 @@ from typing import Any
 
 import click
 
-from indexing.cli import WAIT_OPTION, run_guarded
+from indexing.cli import INTERRUPTED, WAIT_OPTION
 from indexing.clock import utcnow
+from indexing.errors import UserError, guarded
 from indexing.history import RunReport
 from indexing.settings import Settings, get_settings
 from indexing.store import IndexLockedError, IndexNotFoundError, open_store
@@ -66,7 +67,7 @@ Examples:
 """
 
 
-class ChecksumError(ValueError):
+class ChecksumError(UserError, ValueError):
     """A file does not match the MD5 that NLM published beside it."""
 
 
@@ -568,12 +569,14 @@ def update(
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
     with GracefulStop() as stop:
         if files:
-            report = run_guarded(
-                lambda: update_from_xml(files, settings, quiet=quiet, wait=wait), debug
+            report = guarded(
+                lambda: update_from_xml(files, settings, quiet=quiet, wait=wait), debug, INTERRUPTED
             )
         else:
-            report = run_guarded(
-                lambda: update_queries(settings, wait=wait, before_publish=stop.defer), debug
+            report = guarded(
+                lambda: update_queries(settings, wait=wait, before_publish=stop.defer),
+                debug,
+                INTERRUPTED,
             )
     click.echo(report.summary())
     if report.status == "partial":
@@ -617,9 +620,10 @@ def schedule(
     if not croniter.is_valid(cron):
         raise click.BadParameter(f"not a cron expression: {cron!r}", param_hint="--cron")
     settings = get_settings()
-    run_guarded(
+    guarded(
         lambda: run_schedule(settings, cron, xml_dir=xml_dir, max_runs=max_runs, wait=wait),
         ctx.obj["debug"],
+        INTERRUPTED,
     )
 
 

@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from indexing import store as index_store
 from indexing.article import AbstractSection, Article, MeshHeading
+from indexing.errors import UserError, guarded
 from indexing.models import OFFLINE_EMBEDDINGS
 from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
@@ -80,7 +81,7 @@ Ranking = Sequence[str]
 Qrels = Mapping[str, Mapping[str, int]]
 
 
-class EvalDataError(ValueError):
+class EvalDataError(UserError, ValueError):
     """A benchmark file is missing or malformed."""
 
 
@@ -988,18 +989,8 @@ def _write(payload: dict[str, Any], out: Path | None) -> None:
     click.echo(text)
 
 
-def _guarded(ctx: click.Context, action: Any) -> None:
-    from indexing.models import ModelUnavailableError
-    from indexing.store import IndexStoreError
-    from rag.errors import RagError
-
-    debug = bool((ctx.find_root().obj or {}).get("debug"))
-    try:
-        action()
-    except (EvalDataError, RagError, IndexStoreError, ModelUnavailableError, OSError) as exc:
-        if debug:
-            raise
-        raise click.ClickException(str(exc)) from None
+def _guarded(ctx: click.Context, action: Callable[[], Any]) -> None:
+    guarded(action, bool((ctx.find_root().obj or {}).get("debug")))
 
 
 EVAL_EXAMPLES = """
