@@ -1003,8 +1003,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from evaluation.machine import machine_info
     from indexing.settings import get_settings
-    from rag.evaluate import machine_info
 
     get_settings.cache_clear()
     wanted = [name.strip() for name in args.sections.split(",") if name.strip()]

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from evaluation.cli import eval_group
 from indexing.errors import guarded
-from rag.evaluate import eval_group
 from rag.search import Filters, Hit
 
 EXAMPLES = """
