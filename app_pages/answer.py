@@ -18,9 +18,9 @@ from rag.service import Answer
 class AskOutcome:
     """A finished question, kept in the session so that reruns and Export can show it.
 
-    Stored as a dict of plain fields (see :func:`keep_answer`), so that what the session holds
-    does not depend on this class: a class defined in the re-executed entry script would be a
-    new class on every rerun, and ``isinstance`` would fail on the stored object.
+    Kept in the session as a dict of its fields (see :func:`keep_answer`), not as the object:
+    a class whose module runs again (the entry script on every rerun, a page module Streamlit
+    reloads after an edit) is a new class, and ``isinstance`` would fail on the stored object.
     """
 
     question: str
