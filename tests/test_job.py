@@ -48,8 +48,6 @@ from tests.fixtures_pg import BOTH, Backend
 
 pytestmark = pytest.mark.slow
 
-job.register(cli)
-
 TERM = "all[sb]"
 BASE_SIZE = 20
 LONG_PMID = "30849835"  # a base record whose abstract makes three passages
