@@ -44,7 +44,7 @@ Sections (each reports, none asserts; a section that fails records its error and
 * ``search_postgres``: the same synthetic scales, built and searched on PostgreSQL + pgvector
   (a local server from the PyPI package ``pgserver``, see :mod:`benchmarks.pg_search`),
   beside the embedded figures.
-* ``ingest``: records/s end to end from the local E-utilities server (``tests.eutils_server``)
+* ``ingest``: records/s end to end from the local E-utilities server (``testkit.eutils_server``)
   serving the real sample records, through ``indexing.ingest.ingest_query``, to a published
   index.
 * ``answer``: time to first token and tokens/s of the offline generator answering from 5
@@ -717,7 +717,7 @@ def bench_ingest(samples: list[Path], data_dir: Path) -> dict[str, Any]:
     """Records/s from the local E-utilities server to a published index (offline embedder)."""
     from indexing.ingest import ingest_query
     from indexing.settings import Settings
-    from tests.eutils_server import EutilsServer, load_records
+    from testkit.eutils_server import EutilsServer, load_records
 
     records = load_records([path for path in samples if path.exists()])
     with EutilsServer(records) as server:
@@ -1009,9 +1009,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.path.insert(0, str(ROOT))  # tests.eutils_server, when run from elsewhere
+    from evaluation.machine import machine_info
     from indexing.settings import get_settings
-    from rag.evaluate import machine_info
 
     get_settings.cache_clear()
     wanted = [name.strip() for name in args.sections.split(",") if name.strip()]

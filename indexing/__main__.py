@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from indexing.cli import WAIT_OPTION, run_guarded
+from indexing.cli import INTERRUPTED, WAIT_OPTION
+from indexing.errors import guarded
 from indexing.settings import get_settings
 
 EXAMPLES = """
@@ -25,6 +26,23 @@ Examples:
   python -m indexing update --xml updatefiles/pubmed26n1335.xml.gz
   python -m indexing schedule --cron "0 3 * * *"
   python -m indexing info --json
+"""
+
+UPDATE_EXAMPLES = """
+\b
+Examples:
+  python -m indexing update
+  python -m indexing update --wait 600
+  python -m indexing update --xml updatefiles/pubmed26n1335.xml.gz
+  python -m indexing update --xml updatefiles/
+"""
+
+SCHEDULE_EXAMPLES = """
+\b
+Examples:
+  python -m indexing schedule --cron "0 3 * * *"
+  python -m indexing schedule --cron "30 2 * * *" --xml-dir /srv/pubmed/updatefiles
+  python -m indexing schedule --cron "* * * * * */10" --max-runs 3   (6th field: seconds)
 """
 
 
@@ -92,7 +110,7 @@ def ingest(
     settings = get_settings()
     quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
     if term:
-        report = run_guarded(
+        report = guarded(
             lambda: ingest_query(
                 term,
                 settings,
@@ -103,9 +121,12 @@ def ingest(
                 wait=wait,
             ),
             debug,
+            INTERRUPTED,
         )
     else:
-        report = run_guarded(lambda: ingest_files(files, settings, quiet=quiet, wait=wait), debug)
+        report = guarded(
+            lambda: ingest_files(files, settings, quiet=quiet, wait=wait), debug, INTERRUPTED
+        )
     click.echo(report.summary())
 
 
@@ -115,7 +136,7 @@ def info(as_json: bool) -> None:
     """What is indexed: articles, passages, model, version, tracked queries, last run."""
     from indexing.store import IndexInfo, index_info
 
-    info: IndexInfo = run_guarded(lambda: index_info(get_settings()), debug=False)
+    info: IndexInfo = guarded(lambda: index_info(get_settings()), False, INTERRUPTED)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True, default=str))
         return
@@ -139,11 +160,94 @@ def info(as_json: bool) -> None:
         )
 
 
+@cli.command(epilog=UPDATE_EXAMPLES)
+@click.option(
+    "--xml",
+    "xml_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="PubMed update file or folder (.xml, .xml.gz); repeatable. Applied in name order, "
+    "each at most once; a .md5 file beside it is checked first.",
+)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@WAIT_OPTION
+@click.pass_context
+def update(
+    ctx: click.Context, xml_paths: tuple[Path, ...], paths: tuple[Path, ...], wait: float
+) -> None:
+    """Bring the index up to date: tracked queries since their last run, or update files (--xml).
+
+    Exit code 1 when some tracked queries failed and the others were applied ("partial").
+    """
+    from indexing.job import GracefulStop, update_from_xml, update_queries
+
+    settings = get_settings()
+    files = list(xml_paths) + list(paths)
+    quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
+    with GracefulStop() as stop:
+        if files:
+            report = guarded(
+                lambda: update_from_xml(files, settings, quiet=quiet, wait=wait), debug, INTERRUPTED
+            )
+        else:
+            report = guarded(
+                lambda: update_queries(settings, wait=wait, before_publish=stop.defer),
+                debug,
+                INTERRUPTED,
+            )
+    click.echo(report.summary())
+    if report.status == "partial":
+        ctx.exit(1)  # some queries were applied, some failed: a monitor should notice
+
+
+@cli.command(epilog=SCHEDULE_EXAMPLES)
+@click.option(
+    "--cron",
+    required=True,
+    help='When to update, as a cron expression in local time ("0 3 * * *"); an optional '
+    "6th field gives seconds.",
+)
+@click.option(
+    "--xml-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also apply new PubMed update files that appear in this folder.",
+)
+@click.option(
+    "--max-runs", type=click.IntRange(min=1), help="Stop after N runs (default: run until stopped)."
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another scheduler or writer instead of failing.",
+)
+@click.pass_context
+def schedule(
+    ctx: click.Context, cron: str, xml_dir: Path | None, max_runs: int | None, wait: float
+) -> None:
+    """Run the update on a cron schedule in the foreground (for systemd, a container, a shell).
+
+    Each run is logged and recorded in the history; a failed run is logged and the next tick
+    tries again. SIGTERM or SIGINT stops the scheduler (exit 0); a run in progress publishes
+    nothing.
+    """
+    from croniter import croniter
+
+    from indexing.job import run_schedule
+
+    if not croniter.is_valid(cron):
+        raise click.BadParameter(f"not a cron expression: {cron!r}", param_hint="--cron")
+    settings = get_settings()
+    guarded(
+        lambda: run_schedule(settings, cron, xml_dir=xml_dir, max_runs=max_runs, wait=wait),
+        ctx.obj["debug"],
+        INTERRUPTED,
+    )
+
+
 def main() -> None:
     """Entry point; ``prog_name`` makes --help show the command users type."""
-    from indexing import job
-
-    job.register(cli)
     cli(prog_name="python -m indexing")
 
 

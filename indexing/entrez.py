@@ -37,6 +37,8 @@ from xml.parsers import expat
 
 from Bio import Entrez
 
+from indexing.errors import UserError
+
 if TYPE_CHECKING:
     from indexing.settings import Settings
 
@@ -83,7 +85,7 @@ _HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!doctype\s+html|<html)", re.
 _HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-class EntrezError(Exception):
+class EntrezError(UserError):
     """A call to E-utilities failed for good; the message is one line fit for a user."""
 
 

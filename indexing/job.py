@@ -14,7 +14,8 @@ stay where they were, which only widens the next window.
 
 ``update --xml`` applies PubMed's daily update files, each at most once, after checking NLM's
 ``.md5`` files. ``schedule`` runs updates on a cron expression in the foreground; SIGTERM or
-SIGINT abandons a run in progress (nothing is published) and exits 0.
+SIGINT abandons a run in progress (nothing is published) and exits 0. The two commands live in
+:mod:`indexing.__main__` with the others; this module holds the runs.
 """
 
 from __future__ import annotations
@@ -32,12 +33,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import click
-
-from indexing.cli import WAIT_OPTION, run_guarded
 from indexing.clock import utcnow
+from indexing.errors import UserError
 from indexing.history import RunReport
-from indexing.settings import Settings, get_settings
+from indexing.settings import Settings
 from indexing.store import IndexLockedError, IndexNotFoundError, open_store
 from indexing.store import Writer as IndexWriter
 
@@ -48,25 +47,8 @@ log = logging.getLogger(__name__)
 NCBI_CLOCK = timezone(timedelta(hours=-5))
 _NLM_MD5 = re.compile(r"^MD5\((?P<name>[^)]+)\)\s*=\s*(?P<md5>[0-9a-fA-F]{32})\s*$")
 
-UPDATE_EXAMPLES = """
-\b
-Examples:
-  python -m indexing update
-  python -m indexing update --wait 600
-  python -m indexing update --xml updatefiles/pubmed26n1335.xml.gz
-  python -m indexing update --xml updatefiles/
-"""
 
-SCHEDULE_EXAMPLES = """
-\b
-Examples:
-  python -m indexing schedule --cron "0 3 * * *"
-  python -m indexing schedule --cron "30 2 * * *" --xml-dir /srv/pubmed/updatefiles
-  python -m indexing schedule --cron "* * * * * */10" --max-runs 3   (6th field: seconds)
-"""
-
-
-class ChecksumError(ValueError):
+class ChecksumError(UserError, ValueError):
     """A file does not match the MD5 that NLM published beside it."""
 
 
@@ -539,91 +521,3 @@ def run_schedule(
             return runs
     log.info("scheduler finished after %d run(s)", runs)
     return runs
-
-
-# --- commands -------------------------------------------------------------------------------
-
-
-@click.command(epilog=UPDATE_EXAMPLES)
-@click.option(
-    "--xml",
-    "xml_paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="PubMed update file or folder (.xml, .xml.gz); repeatable. Applied in name order, "
-    "each at most once; a .md5 file beside it is checked first.",
-)
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@WAIT_OPTION
-@click.pass_context
-def update(
-    ctx: click.Context, xml_paths: tuple[Path, ...], paths: tuple[Path, ...], wait: float
-) -> None:
-    """Bring the index up to date: tracked queries since their last run, or update files (--xml).
-
-    Exit code 1 when some tracked queries failed and the others were applied ("partial").
-    """
-    settings = get_settings()
-    files = list(xml_paths) + list(paths)
-    quiet, debug = ctx.obj["quiet"], ctx.obj["debug"]
-    with GracefulStop() as stop:
-        if files:
-            report = run_guarded(
-                lambda: update_from_xml(files, settings, quiet=quiet, wait=wait), debug
-            )
-        else:
-            report = run_guarded(
-                lambda: update_queries(settings, wait=wait, before_publish=stop.defer), debug
-            )
-    click.echo(report.summary())
-    if report.status == "partial":
-        ctx.exit(1)  # some queries were applied, some failed: a monitor should notice
-
-
-@click.command(epilog=SCHEDULE_EXAMPLES)
-@click.option(
-    "--cron",
-    required=True,
-    help='When to update, as a cron expression in local time ("0 3 * * *"); an optional '
-    "6th field gives seconds.",
-)
-@click.option(
-    "--xml-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Also apply new PubMed update files that appear in this folder.",
-)
-@click.option(
-    "--max-runs", type=click.IntRange(min=1), help="Stop after N runs (default: run until stopped)."
-)
-@click.option(
-    "--wait",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another scheduler or writer instead of failing.",
-)
-@click.pass_context
-def schedule(
-    ctx: click.Context, cron: str, xml_dir: Path | None, max_runs: int | None, wait: float
-) -> None:
-    """Run the update on a cron schedule in the foreground (for systemd, a container, a shell).
-
-    Each run is logged and recorded in the history; a failed run is logged and the next tick
-    tries again. SIGTERM or SIGINT stops the scheduler (exit 0); a run in progress publishes
-    nothing.
-    """
-    from croniter import croniter
-
-    if not croniter.is_valid(cron):
-        raise click.BadParameter(f"not a cron expression: {cron!r}", param_hint="--cron")
-    settings = get_settings()
-    run_guarded(
-        lambda: run_schedule(settings, cron, xml_dir=xml_dir, max_runs=max_runs, wait=wait),
-        ctx.obj["debug"],
-    )
-
-
-def register(cli: click.Group) -> None:
-    """Add the ``update`` and ``schedule`` commands to the CLI."""
-    cli.add_command(update)
-    cli.add_command(schedule)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexing.errors import UserError
 from indexing.settings import Settings, offline_embeddings_path
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 OFFLINE_EMBEDDINGS = "offline:sentence-transformers/all-MiniLM-L6-v2"
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(UserError, RuntimeError):
     """The named model is not on disk and cannot be downloaded."""
 
 

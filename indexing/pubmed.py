@@ -28,6 +28,7 @@ from typing import BinaryIO, cast
 from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 
 from indexing.article import AbstractSection, Article, Author, Deletion, MeshHeading, Skipped
+from indexing.errors import UserError
 
 Record = Article | Deletion | Skipped
 
@@ -40,7 +41,7 @@ _YEAR = re.compile(r"\b(\d{4})\b")
 _ORCID = re.compile(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dXx])")
 
 
-class PubmedXMLError(Exception):
+class PubmedXMLError(UserError):
     """The input is not well-formed PubMed XML (truncated, corrupt, HTML, another format)."""
 
 

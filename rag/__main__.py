@@ -1,7 +1,7 @@
 """``python -m rag``: search the index and ask questions from the command line.
 
 Errors reach the user as one line on stderr and exit code 2, never a traceback (``--debug``
-shows it). Other commands (``eval``) attach to :data:`cli` with ``cli.add_command``.
+shows it): :func:`indexing.errors.guarded`, shared by every command line. Other commands (``eval``) attach to :data:`cli` with ``cli.add_command``.
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from rag.errors import RagError
-from rag.evaluate import eval_group
+from evaluation.cli import eval_group
+from indexing.errors import guarded
 from rag.search import Filters, Hit
 
 EXAMPLES = """
@@ -62,23 +61,6 @@ def make_filters(options: dict[str, Any]) -> Filters:
         has_abstract=bool(options.get("has_abstract")),
         exclude_retracted=bool(options.get("exclude_retracted")),
     )
-
-
-def run_guarded(action: Callable[[], Any], debug: bool) -> Any:
-    """Run a command body; known failures become one line on stderr and exit code 2."""
-    from indexing.models import ModelUnavailableError
-    from indexing.store import IndexStoreError
-
-    try:
-        return action()
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except (RagError, IndexStoreError, ModelUnavailableError, OSError) as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
 
 
 def _service(ctx: click.Context) -> Any:
@@ -155,7 +137,7 @@ def search(
             click.echo(f"{_source_line(number, hit)}\n    score {hit.score:.3f}")
         click.echo(f"({len(result.hits)} articles, {result.elapsed_ms:.0f} ms)", err=True)
 
-    run_guarded(body, ctx.obj["debug"])
+    guarded(body, ctx.obj["debug"])
 
 
 def _echo_evidence(evidence: Any, heading: str) -> None:
@@ -241,7 +223,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
         else:
             _echo_answer(answer)
 
-    run_guarded(body, ctx.obj["debug"])
+    guarded(body, ctx.obj["debug"])
 
 
 cli.add_command(eval_group)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from indexing.errors import UserError
 
-class RagError(RuntimeError):
+
+class RagError(UserError, RuntimeError):
     """Base class of every error ``rag`` raises on purpose."""
 
 

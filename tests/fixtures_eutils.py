@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.eutils_server import EutilsServer, load_records
 from tests.conftest import METAPUB_PMIDS
-from tests.eutils_server import EutilsServer, load_records
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from indexing.settings import Settings
 from rag.generation import ScriptedGenerator, register_generator
 from rag.search import Filters
 from rag.service import AnswerService
+from testkit.eutils_server import EutilsServer
 from tests.app_index import (
     HOSTILE_MARKERS,
     HOSTILE_PMID,
@@ -29,7 +30,6 @@ from tests.app_index import (
     build_app_index,
 )
 from tests.conftest import ROOT
-from tests.eutils_server import EutilsServer
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, sample_index
 
 __all__ = ["sample_index"]

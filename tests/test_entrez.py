@@ -24,8 +24,8 @@ from indexing.entrez import (
     parse_esearch,
     parse_uilist,
 )
+from testkit.eutils_server import EutilsServer, FaultKind
 from tests.conftest import EUTILS_SAMPLES, METAPUB_PMIDS, needs_shared_data
-from tests.eutils_server import EutilsServer, FaultKind
 
 pytestmark = needs_shared_data()
 

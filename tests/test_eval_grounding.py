@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.evaluate import evaluate_support, grounding_scores, load_pubmedqa
+from evaluation.pubmedqa import evaluate_support, grounding_scores, load_pubmedqa
 from rag.prompts import EXAMPLE_ANSWER
 from tests import hashed_encoder
 from tests.conftest import SHARED_DATA, needs_shared_data

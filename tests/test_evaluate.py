@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from evaluation.beir import BASELINES, load_beir, read_qrels
+from evaluation.errors import EvalDataError
+from evaluation.metrics import METRICS, mrr_at_k, ndcg_at_k, recall_at_k, score_query, score_run
+from evaluation.pubmedqa import load_pubmedqa, read_label, spread
 from rag.__main__ import cli
-from rag.evaluate import (
-    BASELINES,
-    METRICS,
-    EvalDataError,
-    load_beir,
-    load_pubmedqa,
-    mrr_at_k,
-    ndcg_at_k,
-    read_label,
-    read_qrels,
-    recall_at_k,
-    score_run,
-    spread,
-)
 from tests.conftest import SHARED_DATA, needs_shared_data
 
 SCIFACT = SHARED_DATA / "scifact"
@@ -79,6 +70,55 @@ def test_score_run_averages_judged_queries_and_scores_missing_ones_zero() -> Non
     assert scores["mrr@10"] == 0.5
     assert scores["recall@10"] == 0.5
     assert scores["recall@100"] == 1.0
+
+
+@needs_shared_data(SCIFACT)
+@pytest.mark.parametrize("graded", [False, True], ids=["binary", "graded"])
+def test_metrics_match_trec_eval_on_the_scifact_qrels(graded: bool) -> None:
+    # trec_eval (via ir-measures and pytrec_eval) is the reference BEIR reports against.
+    ir_measures = pytest.importorskip("ir_measures")
+    qrels = read_qrels(SCIFACT / "qrels-test.tsv")
+    if graded:  # every other judgment counts double, to check the linear gain
+        qrels = {
+            qid: {doc: rel * (1 + n % 2) for n, (doc, rel) in enumerate(rels.items())}
+            for qid, rels in qrels.items()
+        }
+    others = sorted(
+        {doc for rels in read_qrels(SCIFACT / "qrels-train.tsv").values() for doc in rels}
+    )
+    chooser = random.Random(18)
+    run: dict[str, list[str]] = {}
+    for qid, rels in qrels.items():
+        pool = list(rels) + [doc for doc in chooser.sample(others, 130) if doc not in rels]
+        chooser.shuffle(pool)
+        run[qid] = pool[:120]  # some relevant documents fall below rank 100, some are left out
+
+    measures = [
+        ir_measures.nDCG @ 10,
+        ir_measures.R @ 10,
+        ir_measures.R @ 100,
+        ir_measures.RR @ 10,
+    ]
+    names = dict(zip(map(str, measures), METRICS, strict=True))
+    reference_qrels = [
+        ir_measures.Qrel(qid, doc, rel) for qid, rels in qrels.items() for doc, rel in rels.items()
+    ]
+    reference_run = [
+        ir_measures.ScoredDoc(qid, doc, float(len(ranking) - rank))  # distinct, best first
+        for qid, ranking in run.items()
+        for rank, doc in enumerate(ranking)
+    ]
+    expected: dict[str, dict[str, float]] = {}
+    for metric in ir_measures.iter_calc(measures, reference_qrels, reference_run):
+        expected.setdefault(metric.query_id, {})[names[str(metric.measure)]] = metric.value
+
+    assert set(expected) == set(qrels)
+    for qid, values in expected.items():
+        assert score_query(run[qid], run[qid], qrels[qid]) == pytest.approx(values), qid
+    aggregate = ir_measures.calc_aggregate(measures, reference_qrels, reference_run)
+    assert score_run(run, qrels) == pytest.approx(
+        {names[str(measure)]: value for measure, value in aggregate.items()}, abs=1e-4
+    )
 
 
 # -- BEIR files ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ pytestmark = needs_shared_data()
 @cache
 def pubmedqa() -> dict:
     """``{pmid: PubmedqaItem}`` of PQA-L, in file order."""
-    from rag.evaluate import load_pubmedqa
+    from evaluation.pubmedqa import load_pubmedqa
 
     return load_pubmedqa(PUBMEDQA)[0]
 

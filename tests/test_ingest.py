@@ -25,8 +25,8 @@ from indexing.settings import Settings
 from indexing.store import IndexReader, open_store
 from indexing.store.files import FileStore
 from indexing.store.layout import CATALOG
+from testkit.eutils_server import EutilsServer
 from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES, ROOT, needs_shared_data
-from tests.eutils_server import EutilsServer
 from tests.fixtures_pg import BOTH, Backend
 
 pytestmark = needs_shared_data()
@@ -424,11 +424,11 @@ def test_applier_holds_at_most_one_upsert_batch_of_records(tmp_path: Path) -> No
 def test_version_renamed_but_never_published_is_removed_by_the_next_run(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexing import index as index_module
     from indexing.ingest import ingest_files
+    from indexing.store import files as files_module
 
     ingest_files(SUBSET[:2], settings, quiet=True)
-    real_write = index_module._write_atomic
+    real_write = files_module.write_atomic
 
     def killed_while_switching(path: Path, text: str) -> None:
         # The version directory is already renamed into place; the process dies while
@@ -436,10 +436,10 @@ def test_version_renamed_but_never_published_is_removed_by_the_next_run(
         path.with_name(f".{path.name}.99999.tmp").write_text(text, encoding="utf-8")
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(index_module, "_write_atomic", killed_while_switching)
+    monkeypatch.setattr(files_module, "write_atomic", killed_while_switching)
     with pytest.raises(KeyboardInterrupt):
         ingest_files(SUBSET[2:4], settings, quiet=True)
-    monkeypatch.setattr(index_module, "_write_atomic", real_write)
+    monkeypatch.setattr(files_module, "write_atomic", real_write)
     store = open_store(settings)
     assert store.current_version() == "v000001"
     assert store.published_versions() == ["v000001", "v000002"]  # v000002: never published

@@ -42,13 +42,11 @@ from indexing.pubmed import parse_pubmed_xml
 from indexing.settings import Settings, get_settings
 from indexing.store import IndexReader, open_store
 from indexing.store.postgres import PgStore
+from testkit.eutils_server import EutilsServer
 from tests.conftest import PUBMED_SAMPLES, ROOT
-from tests.eutils_server import EutilsServer
 from tests.fixtures_pg import BOTH, Backend
 
 pytestmark = pytest.mark.slow
-
-job.register(cli)
 
 TERM = "all[sb]"
 BASE_SIZE = 20

@@ -213,7 +213,7 @@ def test_a_claim_citing_an_article_not_in_the_pool_is_unsupported(pool) -> None:
 
 @cache
 def pubmedqa_items() -> list:
-    from rag.evaluate import load_pubmedqa
+    from evaluation.pubmedqa import load_pubmedqa
 
     items = load_pubmedqa(SHARED_DATA / "pubmedqa")[0]
     return [item for item in items.values() if item.long_answer][:60]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from indexing.article import Article, article_documents, join_list, passage_id, split_list
 from indexing.clock import utcnow
+from indexing.errors import UserError
 from indexing.models import ModelChoice, locate_model, resolve_embeddings
 from indexing.settings import Settings
 from indexing.store.records import Manifest, TrackedQuery, UpsertCounts, tracked_queries
@@ -40,7 +41,7 @@ Catalog = dict[str, CatalogEntry]
 CatalogRow = tuple[str, str, int, str, str, str, str]
 
 
-class IndexStoreError(RuntimeError):
+class IndexStoreError(UserError, RuntimeError):
     """Base class of index errors."""
 
 

@@ -20,7 +20,7 @@ Search semantics, kept simple on purpose:
 Faults are scripted with :meth:`EutilsServer.inject` and apply to the next matching requests;
 every request is recorded (:attr:`EutilsServer.requests`) for etiquette and rate assertions.
 
-Standalone: ``python -m tests.eutils_server --port 8089 PATH...`` serves until Ctrl-C.
+Standalone: ``python -m testkit.eutils_server --port 8089 PATH...`` serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def _date_of(element: ET.Element | None) -> date | None:
 
 def _parse_record(xml: bytes) -> tuple[str, frozenset[str], date, date, date]:
     """PMID, searchable words and default edat/mdat/pdat of one ``<PubmedArticle>``."""
-    article = ET.fromstring(xml)
+    article = ET.fromstring(xml)  # noqa: S314 -- our own recorded PubMed records
     pmid = (article.findtext("MedlineCitation/PMID") or "").strip()
     if not pmid.isdigit():
         raise ValueError("PubmedArticle without a PMID")
