@@ -211,6 +211,7 @@ class AnswerService:
             self.rag.hybrid_weight,
             candidates=self.rag.candidates,
             max_query_chars=self.rag.max_query_chars,
+            max_candidates=self.rag.max_candidates,
         )
 
     def published(self) -> PublishedIndex:
