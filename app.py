@@ -26,7 +26,7 @@ from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, RagE
 from rag.evidence import Evidence
 from rag.grounding import AnswerSentence
 from rag.search import Filters, Hit, SearchResult
-from rag.service import Answer, AnswerService, Failed, KeyEvidence, Sources, Token
+from rag.service import Answer, AnswerService, Failed, KeyEvidence, Queued, Sources, Token
 from rag.settings import RagSettings
 
 QUESTION_EXAMPLE = "Is long-term use of proton pump inhibitors safe?"
@@ -302,6 +302,11 @@ def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
             evidence = event.evidence
             with evidence_box.container():
                 show_evidence(evidence, hits)
+        elif isinstance(event, Queued):
+            box.info(
+                f"Busy: {event.position} question(s) ahead of yours…",
+                icon=":material/hourglass_top:",
+            )
         elif isinstance(event, Token):
             text += event.text
             box.markdown(display.answer_html(text + " ▌", hits), unsafe_allow_html=True)
