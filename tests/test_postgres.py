@@ -248,3 +248,57 @@ def test_index_recording_the_old_content_class_path_still_loads_and_filters(
     result = search(reader, "treatment of patients", Filters(year_from=first.year), limit=3)
     assert first.pmid in [hit.pmid for hit in result.hits]
     store.close()
+
+
+HOSTILE = "tests.hostile_config_module.Hostile"
+
+
+def test_stored_config_naming_other_modules_is_not_imported_when_loading(
+    postgres: Backend, tmp_path: Path
+) -> None:
+    """The stored txtai configuration is data: the classes txtai imports come from code."""
+    import sys
+
+    from indexing.article import Article
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import build_index
+    from indexing.store.postgres.common import CONTENT_CLASS
+
+    articles = []
+    for path in SUBSET[:4]:
+        with open_xml(path) as stream:
+            articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    settings = postgres.settings(tmp_path / "data")
+    manifest = build_index(articles, settings, source="xml")
+    tampered = {
+        **manifest.embeddings_config,
+        "content": HOSTILE,
+        "backend": HOSTILE,
+        "method": HOSTILE,
+        "scoring": {"method": HOSTILE, "terms": True},
+        "graph": {"backend": HOSTILE},
+        "sparse": HOSTILE,
+        "functions": [HOSTILE],
+        "transform": HOSTILE,
+        "indexes": {"evil": {"method": HOSTILE, "content": HOSTILE}},
+        "vectors": {"model_kwargs": {"dtype": HOSTILE}, "trust_remote_code": True},
+    }
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config}', %s::jsonb)",
+            (json.dumps(tampered),),
+        )
+    assert store.manifest(manifest.version).embeddings_config["content"] == HOSTILE
+
+    reader = IndexReader(settings)
+    assert search(reader, "treatment of patients", limit=3).hits
+    loaded = reader.get().embeddings.config
+    assert "tests.hostile_config_module" not in sys.modules
+    assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == "pgvector"
+    assert loaded["method"] == "sentence-transformers"
+    assert loaded["scoring"]["method"] == "pgtext"
+    assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
+    store.close()

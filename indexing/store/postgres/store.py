@@ -23,7 +23,7 @@ from indexing.store.base import (
     VersionStore,
     not_published,
 )
-from indexing.store.config import embeddings_config
+from indexing.store.config import embeddings_config, trusted_config
 from indexing.store.postgres.common import (
     CONNECT_TIMEOUT_S,
     CONTENT_CLASS,
@@ -356,7 +356,17 @@ class PgStore(VersionStore):
             config.update(content=CONTENT_CLASS, backend="pgvector", **with_urls({}, url))
             with self.translated("opening the index"):
                 return Embeddings(config)
-        stored = dict(manifest.embeddings_config)
+        # The stored configuration is data anyone with UPDATE on the control schema can edit:
+        # every key that makes txtai import something is set here, from code.
+        stored = trusted_config(
+            dict(manifest.embeddings_config),
+            {
+                "method": "sentence-transformers",
+                "content": CONTENT_CLASS,
+                "backend": "pgvector",
+                "scoring": {"method": "pgtext"},
+            },
+        )
         # txtai loads from a folder holding config.json: give it one without credentials and
         # pass the URLs (and the local model path) as overrides.
         with tempfile.TemporaryDirectory(prefix="pubmed-rag-config-") as folder:
