@@ -302,3 +302,55 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     assert loaded["scoring"]["method"] == "pgtext"
     assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
     store.close()
+
+
+def test_writer_whose_lock_connection_drops_publishes_nothing_and_a_rerun_works(
+    postgres: Backend, pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A dropped lock is free for another writer: the run must notice before it publishes."""
+    import time
+
+    from indexing.ingest import ingest_files
+    from indexing.store import WriterLockLostError
+
+    settings = postgres.settings(tmp_path / "data")
+    terminated: list[int] = []
+
+    def drop_the_lock(state: object) -> None:
+        if terminated:
+            return
+        with pg_server.admin() as admin:
+            rows = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'pubmed-rag write lock'"
+            ).fetchall()
+            assert len(rows) == 1, rows
+            pid = rows[0][0]
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            deadline = time.monotonic() + 30
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        terminated.append(pid)
+
+    with pytest.raises(WriterLockLostError, match="nothing was published"):
+        ingest_files(SUBSET[:3], settings, quiet=True, progress=drop_the_lock)
+
+    assert terminated
+    store = open_store(settings)
+    assert store.current_version() is None  # nothing published
+    assert TEST_PASSWORD not in str(store.read_history())
+    assert store.read_history()[0]["status"] == "failed"
+
+    report = ingest_files(SUBSET[:3], settings, quiet=True)
+    assert report.status == "ok" and store.current_version() is not None
+    store.close()
+
+
+def test_lock_connection_asks_for_tcp_keepalives(postgres: Backend, tmp_path: Path) -> None:
+    store = open_store(postgres.settings(tmp_path / "data"))
+    assert isinstance(store, PgStore)
+    with store.lock(purpose="test"):
+        assert store.write_lock is not None and store.write_lock._conn is not None
+        params = store.write_lock._conn.info.get_parameters()
+        assert params.get("keepalives") == "1" and params.get("keepalives_idle") == "30"
+    store.close()

@@ -44,6 +44,10 @@ class IndexStoreError(RuntimeError):
     """Base class of index errors."""
 
 
+class WriterLockLostError(IndexStoreError):
+    """The writer lock was lost during a run (its connection dropped); nothing was published."""
+
+
 class IndexNotFoundError(IndexStoreError):
     """No published index exists yet."""
 
