@@ -6,6 +6,8 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
+# The app has no login: it listens on this machine only unless ADDRESS opens it (README).
+ADDRESS ?= 127.0.0.1
 # Where the real third-party data lives (see ../shared/data/README.md); never copied here.
 SHARED_DATA ?= ../shared/data
 
@@ -44,7 +46,8 @@ install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true \
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) \
+		--server.headless true \
 		--browser.gatherUsageStats false
 
 lint: $(DEV_STAMP)

@@ -17,7 +17,7 @@ from rag import display
 from rag.errors import RagError
 from rag.evidence import Evidence
 from rag.search import Filters
-from rag.service import Answer, Failed, KeyEvidence, Sources, Token
+from rag.service import Answer, Failed, KeyEvidence, Queued, Sources, Token
 
 QUESTION_EXAMPLE = "Is long-term use of proton pump inhibitors safe?"
 
@@ -75,6 +75,11 @@ def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
             evidence = event.evidence
             with evidence_box.container():
                 show_evidence(evidence, hits)
+        elif isinstance(event, Queued):
+            box.info(
+                f"Busy: {event.position} question(s) ahead of yours…",
+                icon=":material/hourglass_top:",
+            )
         elif isinstance(event, Token):
             text += event.text
             box.markdown(display.answer_html(text + " ▌", hits), unsafe_allow_html=True)

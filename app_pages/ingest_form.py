@@ -6,7 +6,6 @@ import shlex
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import streamlit as st
 
@@ -54,19 +53,24 @@ def add_records(ctx: Context, expanded: bool) -> None:
                 )
         else:
             folder = st.text_input(
-                "File or folder on this computer (.xml, .xml.gz)",
+                f"File or folder in {ctx.settings.app_import_dir} (.xml, .xml.gz)",
                 key="ingest_path",
-                placeholder="e.g. ~/pubmed/baseline",
+                placeholder="e.g. baseline (a folder in it) or a full path inside it",
             )
             st.caption("The same from a terminal:")
             command = ["python", "-m", "indexing", "ingest", "--xml", folder or "PATH"]
             st.code(shlex.join(command), language="bash")
             if st.button("Index the files", type="primary", key="ingest_xml_go"):
-                path = Path(folder.strip()).expanduser()
-                if not folder.strip() or not path.exists():
-                    st.error(f"No such file or folder: {folder.strip() or '(empty)'}")
+                root = ctx.settings.app_import_dir
+                try:
+                    path = ingest.check_import_path(folder, root)
+                except ingest.ImportPathError as exc:
+                    st.error(str(exc))
                     return
-                run_ingest(partial(ingest.ingest_files, [path], ctx.settings), "Reading files…")
+                run_ingest(
+                    partial(ingest.ingest_files, [path], ctx.settings, within=root),
+                    "Reading files…",
+                )
         st.caption(
             "Stay on this page until it finishes; the app keeps answering from the published "
             "index meanwhile, and switches to the new version when it is published."

@@ -65,6 +65,35 @@ def check_xml_files(files: Iterable[Path], max_bytes: int) -> None:
             )
 
 
+class ImportPathError(PubmedXMLError):
+    """A path the app was asked to ingest lies outside the configured import folder."""
+
+
+def check_import_path(path: str | Path, import_dir: Path) -> Path:
+    """The real location of ``path`` if it lies inside ``import_dir``, else refuse it.
+
+    A relative path is taken relative to the import folder. Symlinks and ``..`` are resolved
+    before the check, so neither can lead out of the folder.
+
+    Raises:
+        ImportPathError: the path is empty, does not exist, or resolves outside ``import_dir``.
+    """
+    text = str(path).strip()
+    if not text:
+        raise ImportPathError(f"No file or folder given; put PubMed XML files under {import_dir}")
+    given = Path(text).expanduser()
+    root = import_dir.expanduser().resolve()
+    resolved = (given if given.is_absolute() else root / given).resolve()
+    if not resolved.is_relative_to(root):
+        raise ImportPathError(
+            f"{text} is outside the import folder {root}: the app ingests files only from there "
+            "(PUBMED_RAG_IMPORT_DIR; the command line `python -m indexing ingest --xml` is not limited)"
+        )
+    if not resolved.exists():
+        raise ImportPathError(f"No such file or folder: {text} (in the import folder {root})")
+    return resolved
+
+
 def file_md5(path: Path) -> str:
     """MD5 of a file, the checksum NLM publishes beside its update files."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -253,15 +282,20 @@ def ingest_files(
     kind: str = "ingest-xml",
     wait: float = 0.0,
     progress: ProgressCallback | None = None,
+    within: Path | None = None,
 ) -> RunReport:
     """Index PubMed XML files (baseline, update or efetch output; .xml/.xml.gz; folders).
 
     Files are applied in the given order (folders sorted by name). With ``only_new`` a file
     whose name and MD5 were applied before is skipped: update files apply at most once.
     ``progress`` is called as records are read and files finish (the terminal bar is
-    unaffected by it).
+    unaffected by it). With ``within`` every file, once folders are expanded and symlinks
+    resolved, must lie inside that folder (the app's import folder), or nothing is read.
     """
     files = list(iter_xml_files([Path(p) for p in paths]))
+    if within is not None:
+        # A symlink inside the import folder must not lead out of it.
+        files = [check_import_path(f, within) for f in files]
     if not files:
         raise FileNotFoundError(f"no .xml or .xml.gz files in {', '.join(map(str, paths))}")
     check_xml_files(files, settings.max_xml_file_bytes)

@@ -38,6 +38,8 @@ CHUNK_SIZE = 1 << 16
 MATHML = "{http://www.w3.org/1998/Math/MathML}"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _YEAR = re.compile(r"\b(\d{4})\b")
+# A PMID is 1-9 ASCII digits; anything else would reach URLs, BibTeX keys and SQL as data.
+_PMID = re.compile(r"[0-9]{1,9}")
 _ORCID = re.compile(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dXx])")
 
 
@@ -176,13 +178,18 @@ def _expat_message(exc: ParseError) -> str:
     return re.sub(r": line \d+, column \d+$", "", str(exc))
 
 
+def is_pmid(text: str) -> bool:
+    """Whether ``text`` is a PMID as PubMed writes them: 1-9 ASCII digits."""
+    return _PMID.fullmatch(text) is not None
+
+
 # --- records ---------------------------------------------------------------------------------
 
 
 def _parse_record(elem: Element) -> Record | None:
     """One top-level element of the set; ``None`` for elements that are not records."""
     if elem.tag == "DeleteCitation":
-        pmids = tuple(pmid for pmid in (_text(p) for p in elem.findall("PMID")) if pmid)
+        pmids = tuple(pmid for pmid in (_text(p) for p in elem.findall("PMID")) if is_pmid(pmid))
         return Deletion(pmids) if pmids else None
     if elem.tag == "PubmedBookArticle":
         return Skipped(reason="book record", pmid=_text(elem.find("BookDocument/PMID")))
@@ -200,6 +207,8 @@ def _parse_citation(citation: Element, pubmed_data: Element | None) -> Article |
     pmid = _text(citation.find("PMID"))
     if not pmid:
         return Skipped(reason="missing PMID")
+    if not is_pmid(pmid):
+        return Skipped(reason=f"PMID is not 1-9 digits: {pmid[:40]!r}")
     article = citation.find("Article")
     if article is None:
         return Skipped(reason="missing Article element", pmid=pmid)
@@ -395,11 +404,12 @@ def _keywords(citation: Element) -> tuple[str, ...]:
 
 def _comment_pmids(citation: Element, ref_type: str) -> tuple[str, ...]:
     """PMIDs linked by CommentsCorrections of one RefType ("RetractionIn", "ErratumIn")."""
-    return _texts(
+    pmids = _texts(
         comment.find("PMID")
         for comment in citation.findall("CommentsCorrectionsList/CommentsCorrections")
         if comment.get("RefType") == ref_type
     )
+    return tuple(pmid for pmid in pmids if is_pmid(pmid))
 
 
 def _edat(pubmed_data: Element | None) -> str:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest PubMed XML file (on disk) that ingest or update reads; larger ones are refused before the writer lock is taken.",
     )
+    import_dir: Path | None = Field(
+        None,
+        description="Folder the app's Library page may ingest PubMed XML files from (paths outside it, "
+        "after resolving symlinks and '..', are refused); unset = <data_dir>/import. The command line "
+        "is not restricted.",
+    )
     history_max_runs: int = Field(
         1000,
         ge=1,
@@ -144,6 +150,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Root of the versioned index."""
         return self.data_dir / "index"
+
+    @property
+    def app_import_dir(self) -> Path:
+        """The only folder the app ingests files from (``import_dir``, or ``<data_dir>/import``)."""
+        return self.import_dir if self.import_dir is not None else self.data_dir / "import"
 
     @property
     def models_dir(self) -> Path:

@@ -195,7 +195,7 @@ def _echo_checked(answer: Any) -> None:
 @click.pass_context
 def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> None:
     """Answer a question from the indexed abstracts, citing PMIDs; streams to the terminal."""
-    from rag.service import Answer, Failed, KeyEvidence, Sources, Token
+    from rag.service import Answer, Failed, KeyEvidence, Queued, Sources, Token
 
     def body() -> None:
         service = _service(ctx)
@@ -207,6 +207,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
             elif isinstance(event, KeyEvidence) and not as_json and not abstaining:
                 _echo_evidence(event.evidence, "Key evidence:")
                 click.echo("Answer:")
+            elif isinstance(event, Queued):
+                click.echo(f"(busy: {event.position} question(s) ahead)", err=True)
             elif isinstance(event, Token) and not as_json:
                 click.echo(event.text, nl=False)
             elif isinstance(event, Failed):

@@ -29,5 +29,9 @@ class GenerationError(RagError):
     """The generator failed; the retrieved sources are still valid."""
 
 
+class GeneratorBusyError(GenerationError):
+    """Other questions held the shared generator for longer than the wait allows."""
+
+
 class GeneratorUnavailableError(GenerationError):
     """The generator model cannot be found, downloaded or loaded."""

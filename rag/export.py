@@ -20,9 +20,15 @@ from rag.search import Hit
 
 # PubMed prints authors as "Smith JA"; initials are at most a few capitals.
 _INITIALS = re.compile(r"^[A-Z]{1,4}$")
-_CITATION = re.compile(r"\[PMID:(\d+)\]")
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CITATION = re.compile(r"\[PMID:([0-9]+)\]")
+# Only these become keys and links: a PMID is 1-9 ASCII digits (str.isdigit also takes "١٢").
+_PMID = re.compile(r"[0-9]{1,9}")
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection); some
+# also read the full-width forms, and tab/CR are what OWASP lists as well.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# Bidi embeddings, overrides, isolates and marks: they reorder how a title displays
+# ("Trojan Source"), so an exported field could read differently from what it holds.
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _BIBTEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "{": r"\{",
@@ -70,8 +76,14 @@ def author_list(authors: str) -> list[str]:
     return [name.strip() for name in authors.split(";") if name.strip()]
 
 
+def is_pmid(text: str) -> bool:
+    """Whether ``text`` is a PMID (1-9 ASCII digits), fit for a BibTeX key or a link."""
+    return _PMID.fullmatch(text) is not None
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    # Every field of every export passes here: one line, no bidi controls.
+    return " ".join(_BIDI.sub("", str(text)).split())
 
 
 def to_ris(hits: Iterable[Hit]) -> str:
@@ -83,7 +95,8 @@ def to_ris(hits: Iterable[Hit]) -> str:
             last, initials = split_author(name)
             fields.append(("AU", f"{last}, {initials}" if initials else last))
         fields += [("T2", hit.journal), ("PY", str(hit.year or ""))]
-        fields += [("DO", hit.doi), ("AN", hit.pmid), ("UR", hit.url), ("DB", "PubMed")]
+        fields += [("DO", hit.doi), ("AN", hit.pmid), ("DB", "PubMed")]
+        fields += [("UR", hit.url)] if is_pmid(hit.pmid) else []
         fields += [("M3", "; ".join(hit.pubtypes))]
         fields += [("KW", term) for term in hit.mesh]
         fields += [("LA", lang) for lang in hit.languages]
@@ -111,21 +124,24 @@ def _bibtex_author(display: str) -> str:
 def to_bibtex(hits: Iterable[Hit]) -> str:
     """``@article{pmid…}`` entries; keys are ``pmid`` + PMID, unique within a PubMed export."""
     entries = []
-    for hit in hits:
+    for number, hit in enumerate(hits, start=1):
+        pmid = hit.pmid if is_pmid(hit.pmid) else ""
         fields: list[tuple[str, str]] = [
             # Double braces keep the title's capitals (gene names, acronyms) as written.
             ("title", "{" + bibtex_escape(hit.title) + "}"),
             ("author", " and ".join(_bibtex_author(name) for name in author_list(hit.authors))),
             ("journal", bibtex_escape(hit.journal)),
             ("year", str(hit.year or "")),
-            ("doi", hit.doi.replace("{", "").replace("}", "")),
-            ("pmid", hit.pmid),
-            ("url", hit.url),
+            ("doi", _one_line(hit.doi.replace("{", "").replace("}", ""))),
+            ("pmid", pmid),
+            ("url", hit.url if pmid else ""),
             ("keywords", bibtex_escape(", ".join(hit.mesh))),
             ("note", "Retracted publication" if hit.retracted else ""),
         ]
         body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields if value)
-        entries.append(f"@article{{pmid{hit.pmid},\n{body}\n}}\n")
+        # A key from anything but digits could close the entry and start another.
+        key = f"pmid{pmid}" if pmid else f"ref{number}"
+        entries.append(f"@article{{{key},\n{body}\n}}\n")
     return "\n".join(entries)
 
 
@@ -156,7 +172,7 @@ def to_csv(hits: Iterable[Hit], cited: Iterable[str] = ()) -> str:
             "yes" if hit.retracted else "no",
             "yes" if hit.pmid in cited_set else "no",
             f"{hit.score:.4f}",
-            hit.url,
+            hit.url if is_pmid(hit.pmid) else "",
             hit.doi_url,
             hit.passage,
         )
@@ -217,7 +233,9 @@ def answer_markdown(
     if evidence:
         lines += ["## Key evidence", ""]
         for item in evidence:
-            ref = f"[{number[item.pmid]}]" if item.pmid in number else f"PMID {item.pmid}"
+            ref = (
+                f"[{number[item.pmid]}]" if item.pmid in number else f"PMID {_one_line(item.pmid)}"
+            )
             section = f"({item.section.title()}) " if item.section else ""
             lines.append(f"- {section}“{_one_line(item.text)}” {ref}")
         lines.append("")
@@ -228,14 +246,15 @@ def answer_markdown(
             if sentence.quote:
                 lines.append(f"  > {_one_line(sentence.quote)}")
     else:
-        lines.append(numbered(answer).strip())
+        lines.append(_BIDI.sub("", numbered(answer)).strip())  # its line breaks are kept
     lines += ["", "## References", ""]
     for pmid in order:
         hit = by_pmid[pmid]
         mark = "" if pmid in cited else " (not cited)"
-        lines.append(f"{number[pmid]}. {reference(hit)} <{hit.url}>{mark}")
+        link = f" <{hit.url}>" if is_pmid(pmid) else ""
+        lines.append(f"{number[pmid]}. {reference(hit)}{link}{mark}")
     if note:
-        lines += ["", f"_{note}_"]
+        lines += ["", f"_{_one_line(note)}_"]
     return "\n".join(lines) + "\n"
 
 

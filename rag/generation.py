@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,7 @@ class ScriptedGenerator:
     chunk: int = 3
     calls: list[list[Message]] = field(default_factory=list)
     fail_after: int | None = None  # raise GenerationError after this many pieces
+    delay_s: float = 0.0  # pause before each piece (a slow model, for concurrency tests)
     constraints: list[CitationConstraint | None] = field(default_factory=list)
 
     def stream(
@@ -232,6 +234,8 @@ class ScriptedGenerator:
         for number, start in enumerate(range(0, len(reply), self.chunk)):
             if self.fail_after is not None and number >= self.fail_after:
                 raise GenerationError("scripted failure")
+            if self.delay_s:
+                time.sleep(self.delay_s)
             yield reply[start : start + self.chunk]
 
     def count_tokens(self, text: str) -> int:

@@ -51,6 +51,9 @@ COLUMNS = (
 # Candidate pools grow by this factor while filters or collapsing leave fewer than `limit` hits.
 GROWTH = 8
 DEFAULT_CANDIDATES = 100
+# The pool stops growing here: a filter that matches nothing would otherwise scan the whole
+# index, both retrievers, in ever larger rounds, on every search.
+DEFAULT_MAX_CANDIDATES = 20000
 DEFAULT_MAX_QUERY_CHARS = 1000
 
 
@@ -223,6 +226,7 @@ def search(
     *,
     candidates: int = DEFAULT_CANDIDATES,
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
 ) -> SearchResult:
     """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
 
@@ -234,6 +238,8 @@ def search(
         weight: dense weight in the fused score (0 = BM25 only, 1 = dense only).
         candidates: passages first pulled from each retriever; grown while too few remain.
         max_query_chars: longer queries are trimmed (a notice says so).
+        max_candidates: the pool grows no further; a search it stops with fewer than
+            ``limit`` hits says that results may be incomplete (a notice).
 
     Raises:
         EmptyQueryError: the query is blank.
@@ -251,12 +257,19 @@ def search(
         )
     where, params = filters.to_sql()
     total = max(int(index.manifest.passages), 1)
-    pool = min(max(candidates, limit), total)
+    cap = min(max(max_candidates, candidates, limit), total)
+    pool = min(max(candidates, limit), cap)
     while True:
         hits = _collapse(_fused(index, text, where, params, pool, weight))
-        if len(hits) >= limit or pool >= total:
+        if len(hits) >= limit or pool >= cap:
             break
-        pool = min(pool * GROWTH, total)
+        pool = min(pool * GROWTH, cap)
+    if len(hits) < limit and pool < total:
+        notices.append(
+            f"Only the {pool:,} best-matching of {total:,} passages were searched "
+            f"({'with these filters' if filters.active else 'for this query'}); results may be "
+            "incomplete. Narrow the query or loosen the filters (PUBMED_RAG_MAX_CANDIDATES)."
+        )
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResult(
         hits=tuple(hits[:limit]),

@@ -5,11 +5,14 @@
 1. :class:`Sources` — everything retrieved;
 2. :class:`KeyEvidence` — the sentences of the top articles that answer the question, quoted
    (before any generation: faithful by construction, and useful without a generator);
+   then, only when other questions hold or wait for the shared generator,
+   :class:`Queued` — how many are ahead (again whenever that number falls);
 3. :class:`Token` — answer text as it is generated from that evidence, its decoding
    constrained so that every sentence cites a PMID of the prompt (citations also checked);
 4. :class:`Answer` — the final answer, each sentence cited and labelled supported / weak /
-   unsupported against the abstracts it cites; or :class:`Failed` if the generator broke (the
-   sources and evidence stay valid and can be shown).
+   unsupported against the abstracts it cites; or :class:`Failed` if the generator broke or
+   stayed busy longer than ``generator_wait_s`` (the sources and evidence stay valid and can be
+   shown).
 
 Search errors (empty query, no index) are raised before anything is yielded.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,7 +33,7 @@ from indexing.store import IndexReader, PublishedIndex
 from rag import prompts
 from rag.citations import CitationFilter, RepetitionGuard
 from rag.constraints import CitationConstraint
-from rag.errors import GenerationError
+from rag.errors import GenerationError, GeneratorBusyError
 from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_evidence, unit
 from rag.generation import Generator, generator_name, load_generator
 from rag.grounding import AnswerSentence, Grounded, ground_answer
@@ -95,6 +99,13 @@ class KeyEvidence:
 
 
 @dataclass(frozen=True, slots=True)
+class Queued:
+    """The shared generator is busy: ``position`` questions are being answered or wait ahead."""
+
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
 class Token:
     """A piece of answer text, as generated."""
 
@@ -157,7 +168,71 @@ class Failed:
         return str(self.error)
 
 
-Event = Sources | KeyEvidence | Token | Answer | Failed
+Event = Sources | KeyEvidence | Queued | Token | Answer | Failed
+
+
+class GeneratorTurns:
+    """One generation at a time (one llama.cpp context), with a bounded, counted wait.
+
+    Each caller takes a ticket; its position is the number of earlier tickets still holding
+    or waiting for the generator. ``threading.Lock`` is not fair, so the position is what the
+    user is told, not a promise of order.
+    """
+
+    # How often a waiting caller looks again (to report a smaller position).
+    POLL_S = 0.5
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = threading.Lock()
+        self._next = 0
+        self._active: set[int] = set()
+
+    def take_ticket(self) -> int:
+        """A place in the line; pass it to :meth:`wait` and, in a ``finally``, to :meth:`leave`."""
+        with self._count:
+            ticket = self._next
+            self._next += 1
+            self._active.add(ticket)
+            return ticket
+
+    def wait(self, ticket: int, timeout_s: float) -> Iterator[int | bool]:
+        """Yield positions while waiting, then ``True`` (the turn is held) or ``False`` (timed out).
+
+        Nothing but ``True`` is yielded when the generator is free. After ``True`` the caller
+        must :meth:`release` the turn.
+        """
+        if self._lock.acquire(blocking=False):
+            yield True
+            return
+        deadline = time.monotonic() + timeout_s
+        shown = -1
+        while True:
+            ahead = max(self.ahead(ticket), 1)  # someone holds it: at least one is ahead
+            if ahead != shown:
+                shown = ahead
+                yield ahead
+            left = deadline - time.monotonic()
+            if left <= 0:
+                yield False
+                return
+            if self._lock.acquire(timeout=min(self.POLL_S, left)):
+                yield True
+                return
+
+    def ahead(self, ticket: int) -> int:
+        """How many earlier tickets still hold or wait for the generator."""
+        with self._count:
+            return sum(1 for other in self._active if other < ticket)
+
+    def release(self) -> None:
+        """Give the generator to the next caller."""
+        self._lock.release()
+
+    def leave(self, ticket: int) -> None:
+        """Forget a ticket (held, timed out or abandoned)."""
+        with self._count:
+            self._active.discard(ticket)
 
 
 @dataclass
@@ -177,7 +252,7 @@ class AnswerService:
         if self.reader is None:
             self.reader = IndexReader(self.settings)
         self._load_lock = threading.Lock()
-        self._generate_lock = threading.Lock()
+        self._turns = GeneratorTurns()
 
     @property
     def model_name(self) -> str:
@@ -215,6 +290,7 @@ class AnswerService:
             self.rag.hybrid_weight,
             candidates=self.rag.candidates,
             max_query_chars=self.rag.max_query_chars,
+            max_candidates=self.rag.max_candidates,
         )
 
     def published(self) -> PublishedIndex:
@@ -366,24 +442,33 @@ class AnswerService:
         raw: list[str] = []
         shown: list[str] = []
         first_token: float | None = None
+        error: GenerationError | None = None
+        ticket = self._turns.take_ticket()
         try:
-            with self._generate_lock:
-                for piece in generator.stream(messages, self.rag.max_answer_tokens, constraint):
-                    if first_token is None:
-                        first_token = time.perf_counter()
-                    raw.append(piece)
-                    visible = checker.feed(guard.feed(piece))
-                    if visible:
-                        shown.append(visible)
-                        yield Token(visible)
-                    if guard.stopped:
-                        break  # closing the stream stops the generator
-        except Exception as exc:  # a generator bug must not lose the sources either
-            error = (
-                exc
-                if isinstance(exc, GenerationError)
-                else GenerationError(f"the generator {generator.name} failed: {exc}")
-            )
+            error = yield from self._wait_for_turn(ticket)
+            if error is None:
+                try:
+                    for piece in generator.stream(messages, self.rag.max_answer_tokens, constraint):
+                        if first_token is None:
+                            first_token = time.perf_counter()
+                        raw.append(piece)
+                        visible = checker.feed(guard.feed(piece))
+                        if visible:
+                            shown.append(visible)
+                            yield Token(visible)
+                        if guard.stopped:
+                            break  # closing the stream stops the generator
+                except Exception as exc:  # a generator bug must not lose the sources either
+                    error = (
+                        exc
+                        if isinstance(exc, GenerationError)
+                        else GenerationError(f"the generator {generator.name} failed: {exc}")
+                    )
+                finally:
+                    self._turns.release()
+        finally:
+            self._turns.leave(ticket)  # also when the consumer stopped listening
+        if error is not None:
             yield Failed(
                 error,
                 result.hits,
@@ -427,6 +512,19 @@ class AnswerService:
             uncited=tuple(sentence for sentence, _ in grounded.dropped),
             evidence=tuple(evidence),
             sentences=grounded.sentences,
+        )
+
+    def _wait_for_turn(self, ticket: int) -> abc.Generator[Queued, None, GeneratorBusyError | None]:
+        """Wait for the generator, yielding the place in the line; returns why not, or None."""
+        for state in self._turns.wait(ticket, self.rag.generator_wait_s):
+            if state is True:
+                return None
+            if state is False:
+                break
+            yield Queued(state)
+        return GeneratorBusyError(
+            f"the generator is busy: {max(self._turns.ahead(ticket), 1)} question(s) still ahead "
+            f"after {self.rag.generator_wait_s:g} s; try again in a minute"
         )
 
     def _ground(

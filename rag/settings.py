@@ -73,6 +73,20 @@ class RagSettings(BaseSettings):
         le=100000,
         description="Passages pulled per retriever before filters and collapsing; grown automatically when filters leave too few.",
     )
+    max_candidates: int = Field(
+        20000,
+        ge=10,
+        le=10_000_000,
+        description="Most passages pulled per retriever when filters leave too few hits; a search stopped "
+        "there says its results may be incomplete.",
+    )
+    generator_wait_s: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="Seconds a question waits for the shared generator while others are answered "
+        "(the app shows its place in the line); after that it fails with 'busy, try again'.",
+    )
     abstain_threshold: float | None = Field(
         None,
         ge=-1,

@@ -471,24 +471,29 @@ def test_library_reports_an_unreachable_ncbi_in_one_line(
     assert any("The index is empty" in element.value for element in at.info)
 
 
-def test_library_ingests_a_folder_of_xml_and_rejects_a_missing_one(
+def test_library_ingests_a_folder_of_xml_and_rejects_paths_outside_the_import_folder(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from tests.conftest import METAPUB_PMIDS
 
-    folder = tmp_path / "xml"
-    folder.mkdir()
+    folder = tmp_path / "data" / "import" / "xml"  # the default import folder
+    folder.mkdir(parents=True)
     for path in sorted(METAPUB_PMIDS.glob("*.xml"))[:3]:
         shutil.copy(path, folder / path.name)
     env.setenv("PUBMED_RAG_DATA_DIR", str(tmp_path / "data"))
     at = open_app("library")
     at.radio(key="ingest_source").set_value("PubMed XML files")
     at.run()
-    at.text_input(key="ingest_path").input(str(tmp_path / "missing"))
-    at.run()
-    at.button(key="ingest_xml_go").click()
-    at.run()
-    assert any("No such file or folder" in element.value for element in at.error)
+    for given, message in [
+        ("missing", "No such file or folder"),
+        (str(METAPUB_PMIDS), "outside the import folder"),
+        ("xml/../../..", "outside the import folder"),
+    ]:
+        at.text_input(key="ingest_path").input(given)
+        at.run()
+        at.button(key="ingest_xml_go").click()
+        at.run()
+        assert any(message in element.value for element in at.error), given
 
     at.text_input(key="ingest_path").input(str(folder))
     at.run()

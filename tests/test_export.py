@@ -192,3 +192,65 @@ def test_every_format_writes_every_article() -> None:
 )
 def test_file_stem_is_safe_for_any_query(text: str, stem: str) -> None:
     assert file_stem(text) == stem
+
+
+# A PMID that an old index or a tampered record might hold: it would close a BibTeX entry, a
+# Markdown link and start a line of its own.
+HOSTILE_PMID = "1},\n@misc{evil, note={x}} <javascript:alert(1)>"
+BIDI = "\u202e\u2066\u200f"
+
+
+def test_bibtex_key_and_fields_come_from_digit_pmids_only() -> None:
+    hostile = replace(OTHER, pmid=HOSTILE_PMID)
+
+    text = to_bibtex([HIT, hostile])
+
+    assert text.count("@") == 2 and "@misc" not in text and "evil" not in text
+    assert "@article{pmid35830032," in text and "@article{ref2," in text
+    second = text.split("@article{ref2,")[1]
+    assert "pmid =" not in second and "url =" not in second and "javascript" not in second
+    # Unicode digits are digits to str.isdigit, not to PubMed.
+    assert "@article{ref1," in to_bibtex([replace(HIT, pmid="\u0661\u0662")])
+
+
+def test_markdown_links_only_digit_pmids() -> None:
+    hostile = replace(OTHER, pmid=HOSTILE_PMID)
+
+    text = answer_markdown("Q?", "An answer.", [HIT, hostile])
+
+    references = text.split("## References\n\n")[1].splitlines()
+    assert len(references) == 2
+    assert references[0].endswith("<https://pubmed.ncbi.nlm.nih.gov/35830032/> (not cited)")
+    assert "<https://" not in references[1] and "\n@misc" not in text
+
+
+@pytest.mark.parametrize(
+    "start", ["\uff1d", "\uff0b", "\uff0d", "\uff20", "\t=", "\r=", BIDI + "=", "\u3000+"]
+)
+def test_csv_defuses_full_width_and_hidden_formula_starts(start: str) -> None:
+    hostile = replace(OTHER, title=f'{start}HYPERLINK("http://x")', pmid=HOSTILE_PMID)
+
+    row = dict(zip(CSV_COLUMNS, list(csv.reader(io.StringIO(to_csv([hostile]))))[1], strict=True))
+
+    assert row["title"].startswith("'"), row["title"]
+    assert row["pubmed_url"] == ""
+
+
+def test_bidi_controls_are_removed_from_every_export() -> None:
+    hostile = replace(
+        HIT,
+        title=f"Safe{BIDI} drug\u202a\u202b\u202c\u202d\u2067\u2068\u2069\u200e",
+        authors=f"Smith{BIDI} JA",
+        journal=f"J{BIDI} Med",
+        mesh=(f"Humans{BIDI}",),
+        passage=f"text{BIDI}",
+    )
+    outputs = {fmt.label: fmt.write([hostile], [hostile.pmid]) for fmt in FORMATS}
+    outputs["Markdown"] = answer_markdown(
+        f"Q{BIDI}?", f"A{BIDI} [PMID:{HIT.pmid}].", [hostile], note="n"
+    )
+    outputs["reference"] = reference(hostile)
+
+    for label, text in outputs.items():
+        assert not any(char in text for char in BIDI + "\u202a\u2068\u200e"), label
+        assert "Safe drug" in text, label

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from indexing.settings import Settings
 from rag import prompts
 from rag.citations import CitationFilter, RepetitionGuard, split_sentences, uncited_sentences
 from rag.constraints import CitationConstraint
-from rag.errors import GenerationError, GeneratorUnavailableError
+from rag.errors import GenerationError, GeneratorBusyError, GeneratorUnavailableError
 from rag.generation import (
     OFFLINE_LLM_NAME,
     ScriptedGenerator,
@@ -23,7 +25,7 @@ from rag.generation import (
 )
 from rag.prompts import EXAMPLE_ANSWER, EXAMPLE_PMID
 from rag.search import Filters, Hit
-from rag.service import Answer, AnswerService, Failed, KeyEvidence, Sources, Token
+from rag.service import Answer, AnswerService, Failed, KeyEvidence, Queued, Sources, Token
 from rag.settings import RagSettings
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, sample_index
 
@@ -361,6 +363,7 @@ def test_events_come_in_order_and_tokens_make_the_answer(sample_index: SampleInd
     assert timings.total_ms >= timings.first_token_ms
     assert answer.model == "scripted"
     assert answer.evidence == events[1].evidence
+    assert not any(isinstance(event, Queued) for event in events)  # nobody else was asking
     _every_sentence_cites_the_context(answer)
 
 
@@ -559,3 +562,62 @@ def test_real_smollm2_answers_with_citations_among_its_sources(sample_index: Sam
     assert timings.first_token_ms is not None and timings.first_token_ms > 0
     assert timings.tokens_per_s is not None and timings.tokens_per_s > 0
     assert 0 < timings.generated_tokens <= 64 + 8  # re-tokenised text may differ slightly
+
+
+# -- many users at once ------------------------------------------------------------------------
+
+SLOW_REPLY = "PPIs are mostly safe [PMID:{pmid1}]."  # 13 pieces of 3 characters
+
+
+def _ask_in_thread(
+    service: AnswerService, generator: ScriptedGenerator
+) -> tuple[list, threading.Thread]:
+    """Start a question in another thread and return once the generator is working on it."""
+    events: list = []
+    thread = threading.Thread(target=lambda: events.extend(service.ask(QUESTION)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not generator.calls:
+        assert time.monotonic() < deadline and thread.is_alive(), events
+        time.sleep(0.01)
+    return events, thread
+
+
+def test_second_question_is_told_its_place_in_line_then_answered(
+    sample_index: SampleIndex,
+) -> None:
+    generator = ScriptedGenerator(SLOW_REPLY, delay_s=0.1)
+    service = _service(sample_index, generator)
+    first, thread = _ask_in_thread(service, generator)
+
+    second = list(service.ask(QUESTION))
+    thread.join(60)
+
+    kinds = [type(event).__name__ for event in second]
+    assert kinds[:3] == ["Sources", "KeyEvidence", "Queued"]
+    assert second[2].position == 1
+    assert set(kinds[3:-1]) == {"Token"} and kinds[-1] == "Answer"
+    assert isinstance(first[-1], Answer) and not any(isinstance(e, Queued) for e in first)
+    assert len(generator.calls) == 2
+
+
+def test_question_waiting_longer_than_the_setting_fails_busy_and_the_first_is_answered(
+    sample_index: SampleIndex,
+) -> None:
+    generator = ScriptedGenerator(SLOW_REPLY, delay_s=0.1)
+    service = _service(sample_index, generator, generator_wait_s=0.3)
+    first, thread = _ask_in_thread(service, generator)
+
+    started = time.monotonic()
+    second = list(service.ask(QUESTION))
+    waited = time.monotonic() - started
+    thread.join(60)
+
+    assert isinstance(second[2], Queued)
+    assert isinstance(second[-1], Failed) and isinstance(second[-1].error, GeneratorBusyError)
+    assert "busy" in second[-1].message and "try again" in second[-1].message
+    assert second[-1].sources  # the sources are still there to show
+    assert waited < 5 and len(generator.calls) == 1  # it never reached the generator
+    assert isinstance(first[-1], Answer)
+    # The line is empty again: the next question is not queued.
+    assert not any(isinstance(event, Queued) for event in service.ask(QUESTION))

@@ -474,3 +474,62 @@ def test_run_stopped_by_a_streamlit_rerun_is_recorded_not_left_running(
     assert last["status"] == "interrupted"
     with store.lock(wait=0):
         pass
+
+
+def test_import_path_inside_the_import_folder_is_its_real_location(tmp_path: Path) -> None:
+    from indexing.ingest import check_import_path
+
+    root = tmp_path / "import"
+    (root / "baseline").mkdir(parents=True)
+    assert check_import_path("baseline", root) == (root / "baseline").resolve()
+    assert check_import_path(f"  {root / 'baseline'}  ", root) == (root / "baseline").resolve()
+    assert check_import_path("baseline/../baseline", root) == (root / "baseline").resolve()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "../outside",
+        "{root}/../outside",
+        "{outside}",
+        "/etc/passwd",
+        "link",
+        "baseline/../../outside",
+    ],
+)
+def test_import_path_leading_out_of_the_import_folder_is_refused(
+    tmp_path: Path, given: str
+) -> None:
+    from indexing.ingest import ImportPathError, check_import_path
+
+    root = tmp_path / "import"
+    (root / "baseline").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ImportPathError, match="outside the import folder"):
+        check_import_path(given.format(root=root, outside=outside), root)
+
+
+def test_missing_or_empty_import_path_is_refused(tmp_path: Path) -> None:
+    from indexing.ingest import ImportPathError, check_import_path
+
+    root = tmp_path / "import"
+    root.mkdir()
+    with pytest.raises(ImportPathError, match="No such file or folder"):
+        check_import_path("missing", root)
+    with pytest.raises(ImportPathError, match="No file or folder given"):
+        check_import_path("  ", root)
+
+
+def test_symlink_inside_the_import_folder_to_a_file_outside_is_not_read(tmp_path: Path) -> None:
+    from indexing.ingest import ImportPathError, ingest_files
+
+    root = tmp_path / "import"
+    root.mkdir()
+    folder = subset_dir(root, SUBSET[:1])
+    (folder / "elsewhere.xml").symlink_to(SUBSET[1])
+    settings = Settings(data_dir=tmp_path / "data", offline=True)
+    with pytest.raises(ImportPathError, match="outside the import folder"):
+        ingest_files([folder], settings, quiet=True, within=root)
+    assert FileStore(settings).read_history() == []  # refused before the run started

@@ -248,3 +248,109 @@ def test_index_recording_the_old_content_class_path_still_loads_and_filters(
     result = search(reader, "treatment of patients", Filters(year_from=first.year), limit=3)
     assert first.pmid in [hit.pmid for hit in result.hits]
     store.close()
+
+
+HOSTILE = "tests.hostile_config_module.Hostile"
+
+
+def test_stored_config_naming_other_modules_is_not_imported_when_loading(
+    postgres: Backend, tmp_path: Path
+) -> None:
+    """The stored txtai configuration is data: the classes txtai imports come from code."""
+    import sys
+
+    from indexing.article import Article
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import build_index
+    from indexing.store.postgres.common import CONTENT_CLASS
+
+    articles = []
+    for path in SUBSET[:4]:
+        with open_xml(path) as stream:
+            articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    settings = postgres.settings(tmp_path / "data")
+    manifest = build_index(articles, settings, source="xml")
+    tampered = {
+        **manifest.embeddings_config,
+        "content": HOSTILE,
+        "backend": HOSTILE,
+        "method": HOSTILE,
+        "scoring": {"method": HOSTILE, "terms": True},
+        "graph": {"backend": HOSTILE},
+        "sparse": HOSTILE,
+        "functions": [HOSTILE],
+        "transform": HOSTILE,
+        "indexes": {"evil": {"method": HOSTILE, "content": HOSTILE}},
+        "vectors": {"model_kwargs": {"dtype": HOSTILE}, "trust_remote_code": True},
+    }
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config}', %s::jsonb)",
+            (json.dumps(tampered),),
+        )
+    assert store.manifest(manifest.version).embeddings_config["content"] == HOSTILE
+
+    reader = IndexReader(settings)
+    assert search(reader, "treatment of patients", limit=3).hits
+    loaded = reader.get().embeddings.config
+    assert "tests.hostile_config_module" not in sys.modules
+    assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == "pgvector"
+    assert loaded["method"] == "sentence-transformers"
+    assert loaded["scoring"]["method"] == "pgtext"
+    assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
+    store.close()
+
+
+def test_writer_whose_lock_connection_drops_publishes_nothing_and_a_rerun_works(
+    postgres: Backend, pg_server: PgServer, tmp_path: Path
+) -> None:
+    """A dropped lock is free for another writer: the run must notice before it publishes."""
+    import time
+
+    from indexing.ingest import ingest_files
+    from indexing.store import WriterLockLostError
+
+    settings = postgres.settings(tmp_path / "data")
+    terminated: list[int] = []
+
+    def drop_the_lock(state: object) -> None:
+        if terminated:
+            return
+        with pg_server.admin() as admin:
+            rows = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'pubmed-rag write lock'"
+            ).fetchall()
+            assert len(rows) == 1, rows
+            pid = rows[0][0]
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            deadline = time.monotonic() + 30
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        terminated.append(pid)
+
+    with pytest.raises(WriterLockLostError, match="nothing was published"):
+        ingest_files(SUBSET[:3], settings, quiet=True, progress=drop_the_lock)
+
+    assert terminated
+    store = open_store(settings)
+    assert store.current_version() is None  # nothing published
+    assert TEST_PASSWORD not in str(store.read_history())
+    assert store.read_history()[0]["status"] == "failed"
+
+    report = ingest_files(SUBSET[:3], settings, quiet=True)
+    assert report.status == "ok" and store.current_version() is not None
+    store.close()
+
+
+def test_lock_connection_asks_for_tcp_keepalives(postgres: Backend, tmp_path: Path) -> None:
+    store = open_store(postgres.settings(tmp_path / "data"))
+    assert isinstance(store, PgStore)
+    with store.lock(purpose="test"):
+        assert store.write_lock is not None and store.write_lock._conn is not None
+        params = store.write_lock._conn.info.get_parameters()
+        assert params.get("keepalives") == "1" and params.get("keepalives_idle") == "30"
+    store.close()

@@ -246,6 +246,32 @@ def test_record_without_pmid_is_skipped_and_the_file_goes_on() -> None:
     assert records[1].pmid == "123"
 
 
+@pytest.mark.parametrize(
+    "pmid",
+    ["12a", "1234567890", "\u0661\u0662\u0663", "1},\n@misc{x", "-5", "1 2", "javascript:x"],
+)
+def test_record_whose_pmid_is_not_1_to_9_digits_is_skipped_and_the_file_goes_on(
+    pmid: str,
+) -> None:
+    good = minimal_article().split(b"<PubmedArticleSet>")[1].split(b"</PubmedArticleSet>")[0]
+    bad = good.replace(b">123<", b">" + pmid.encode().replace(b"&", b"&amp;") + b"<", 1)
+    records = parse_bytes(b"<PubmedArticleSet>" + bad + good + b"</PubmedArticleSet>")
+    assert isinstance(records[0], Skipped) and "PMID is not 1-9 digits" in records[0].reason
+    assert isinstance(records[1], Article) and records[1].pmid == "123"
+
+
+def test_non_digit_pmids_in_a_deletion_are_dropped() -> None:
+    record = minimal_article().split(b"<PubmedArticleSet>")[1].split(b"</PubmedArticleSet>")[0]
+    xml = (
+        b"<PubmedArticleSet>"
+        + b"<DeleteCitation><PMID>7</PMID><PMID>8}x</PMID></DeleteCitation>"
+        + b"<DeleteCitation><PMID>nope</PMID></DeleteCitation>"
+        + record
+        + b"</PubmedArticleSet>"
+    )
+    assert parse_bytes(xml)[:2] == [Deletion(("7",)), articles(parse_bytes(xml))[0]]
+
+
 def test_record_without_article_element_is_skipped_with_its_pmid() -> None:
     xml = minimal_article()
     xml = re.sub(rb"<Article>.*</Article>", b"", xml)

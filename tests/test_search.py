@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from indexing.article import Article
 from indexing.settings import Settings
-from indexing.store import IndexReader
+from indexing.store import IndexReader, PublishedIndex
 from indexing.store.files import FileStore
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
 from rag.search import Filters, search
@@ -115,6 +116,45 @@ def test_restrictive_filter_finds_its_articles_even_with_few_candidates(
     result = search(reader, "cancer", Filters(lang="nor"), limit=5, candidates=10)
 
     assert {hit.pmid for hit in result.hits} == expected
+
+
+def _counting_searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every retriever call's candidate pool, in order (txtai's own search still runs)."""
+    pools: list[int] = []
+    original = PublishedIndex.search
+
+    def counted(self: PublishedIndex, query: str, limit: int, *args: Any, **kwargs: Any) -> Any:
+        pools.append(limit)
+        return original(self, query, limit, *args, **kwargs)
+
+    monkeypatch.setattr(PublishedIndex, "search", counted)
+    return pools
+
+
+def test_filter_matching_nothing_stops_at_the_candidate_bound_with_a_notice(
+    reader: IndexReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools = _counting_searches(monkeypatch)
+
+    result = search(
+        reader, "cancer", Filters(lang="xxx"), limit=5, candidates=10, max_candidates=80
+    )
+
+    assert result.hits == ()
+    assert pools == [10, 10, 80, 80]  # two rounds of both retrievers, then the bound
+    assert any("results may be incomplete" in notice for notice in result.notices)
+
+
+def test_filter_matching_nothing_under_the_bound_scans_all_and_says_nothing_more(
+    reader: IndexReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools = _counting_searches(monkeypatch)
+    total = reader.get().manifest.passages
+
+    result = search(reader, "cancer", Filters(lang="xxx"), limit=5, candidates=10)
+
+    assert result.hits == () and max(pools) == total
+    assert not any("incomplete" in notice for notice in result.notices)
 
 
 def test_passages_of_one_article_collapse_into_one_hit(

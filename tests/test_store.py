@@ -85,3 +85,39 @@ def test_index_info_of_an_empty_data_dir_says_nothing_is_published(tmp_path: Pat
     }
     with pytest.raises(IndexNotFoundError, match="python -m indexing ingest"):
         FileStore(Settings(data_dir=tmp_path, offline=True)).manifest()
+
+
+def test_trusted_config_keeps_data_keys_and_takes_class_keys_from_code() -> None:
+    from indexing.store.config import trusted_config
+
+    code = {"content": "ours.Content", "backend": "pgvector", "method": "sentence-transformers"}
+    stored = {
+        "content": "evil.Module",
+        "backend": "evil.Ann",
+        "method": "evil.Vectors",
+        "graph": {"backend": "evil.Graph"},
+        "functions": ["evil.run"],
+        "indexes": {"x": {"content": "evil.Module"}},
+        "dimensions": 384,
+        "offset": 7,
+        "build": {"txtai": "9.14.0"},
+        "encoder": {"precision": "bf16", "backend": "torch", "hook": {"evil": 1}},
+        "vectors": {"model_kwargs": {"dtype": "bfloat16"}, "trust_remote_code": True},
+        "pgvector": {"m": 16, "url": "postgresql://elsewhere", "schema": "other"},
+    }
+
+    config = trusted_config(stored, code)
+
+    assert config == {
+        **code,
+        "dimensions": 384,
+        "offset": 7,
+        "build": {"txtai": "9.14.0"},
+        "hybrid": True,
+        "encoder": {"precision": "bf16", "backend": "torch"},
+        "vectors": {"model_kwargs": {"dtype": "bfloat16"}},
+        "pgvector": {"m": 16},
+    }
+    # An encoder dtype this program never writes is not passed on: txtai's defaults load.
+    odd = trusted_config({**stored, "vectors": {"model_kwargs": {"dtype": "evil"}}}, code)
+    assert "vectors" not in odd and "encoder" not in odd

@@ -23,6 +23,7 @@ from indexing.store.base import (
     StoreLock,
     VersionStore,
     Writer,
+    WriterLockLostError,
 )
 from indexing.store.build import build_index, temporary_index
 from indexing.store.factory import open_store
@@ -44,6 +45,7 @@ __all__ = [
     "UpsertCounts",
     "VersionStore",
     "Writer",
+    "WriterLockLostError",
     "build_index",
     "index_info",
     "open_store",

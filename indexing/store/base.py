@@ -45,6 +45,10 @@ class IndexStoreError(UserError, RuntimeError):
     """Base class of index errors."""
 
 
+class WriterLockLostError(IndexStoreError):
+    """The writer lock was lost during a run (its connection dropped); nothing was published."""
+
+
 class IndexNotFoundError(IndexStoreError):
     """No published index exists yet."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexing.encoder import choose_precision, reading_overrides, vectors_args
+from indexing.encoder import DTYPES, choose_precision, reading_overrides, vectors_args
 from indexing.models import ModelChoice, locate_model
 from indexing.settings import Settings
 from indexing.store.layout import EMBEDDINGS
@@ -20,6 +20,15 @@ UPSERT_BATCH = 256
 # length before cutting them into encoder batches, so a wide window leaves little padding
 # (1024 is txtai's own default; one upsert of UPSERT_BATCH articles fits in it).
 SORT_WINDOW = 1024
+
+# Keys of a saved txtai configuration that are plain data (sizes, timestamps, what built it)
+# and may be taken from a stored copy. Everything else is dropped or comes from code: txtai
+# imports whatever class or module "content", "backend", "method", "scoring.method", "graph",
+# "sparse", "functions", "transform", "indexes" and others name, so a stored configuration that
+# another database user can edit must not choose them.
+_DATA_KEYS = ("dimensions", "offset", "batch", "encodebatch", "build", "update")
+# pgvector's index parameters (numbers, or its storage precision): data, not code.
+_PGVECTOR_KEYS = ("m", "efconstruction", "efsearch", "precision")
 
 
 def embeddings_config(choice: ModelChoice, settings: Settings) -> dict[str, Any]:
@@ -55,3 +64,29 @@ def load_embeddings(path: Path, manifest: Manifest, precision: str = "auto") -> 
     embeddings = Embeddings()
     embeddings.load(str(path / EMBEDDINGS), config={"path": model_path, **overrides})
     return embeddings
+
+
+def trusted_config(stored: dict[str, Any], code: dict[str, Any]) -> dict[str, Any]:
+    """A saved txtai configuration to load with: ``code``'s keys, plus the stored data keys.
+
+    ``code`` holds every key that names a class or module (content store, ANN backend, scoring
+    and vectors methods) as this program's backend uses them; from ``stored`` only sizes,
+    timestamps and build details are kept, and the encoder's recorded precision if it is one
+    this program writes. Anything else the stored copy holds is ignored.
+    """
+    config = {key: stored[key] for key in _DATA_KEYS if key in stored}
+    config["hybrid"] = stored.get("hybrid") is not False
+    encoder = stored.get("encoder")
+    dtype = ((stored.get("vectors") or {}).get("model_kwargs") or {}).get("dtype")
+    if isinstance(encoder, dict) and dtype in DTYPES.values():
+        config["encoder"] = {k: v for k, v in encoder.items() if isinstance(v, str | int | bool)}
+        config["vectors"] = {"model_kwargs": {"dtype": dtype}}
+    pgvector = stored.get("pgvector")
+    if isinstance(pgvector, dict):
+        config["pgvector"] = {
+            key: value
+            for key, value in pgvector.items()
+            if key in _PGVECTOR_KEYS and isinstance(value, int | float | str)
+        }
+    config.update(code)
+    return config

@@ -21,6 +21,14 @@ CONTENT_CLASS = "indexing.store.postgres.content.PgContent"
 # asks for 10x the candidate pool in hybrid mode; the product's default pool is 100.
 EF_SEARCH = 1000
 CONNECT_TIMEOUT_S = 10
+# libpq TCP keepalives of a lock's connection, which sits idle for a whole run: a peer or
+# middlebox that vanished is noticed in about a minute instead of the kernel's two hours.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 # How long cleanup waits for a table lock before leaving an old version for the next run.
 DROP_LOCK_TIMEOUT = "5s"
 

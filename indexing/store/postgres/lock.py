@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from indexing.store.base import IndexLockedError, StoreLock
+from indexing.store.base import IndexLockedError, StoreLock, WriterLockLostError
 from indexing.store.postgres.common import close_quietly, fetch_value, holder_text, lock_key
 
 if TYPE_CHECKING:
@@ -29,10 +29,12 @@ class AdvisoryLock(StoreLock):
         self.wait = wait
         self.purpose = purpose
         self._conn: psycopg.Connection[Any] | None = None
+        self._pid = 0  # the server process of the lock's session
 
     def __enter__(self) -> AdvisoryLock:
         store = self.store
-        conn = store.connect(autocommit=True, purpose=f"{self.kind} lock")
+        # The connection idles for the whole run: keepalives notice a peer that vanished.
+        conn = store.connect(autocommit=True, purpose=f"{self.kind} lock", keepalive=True)
         try:
             with store.translated("taking the lock"):
                 store.check_schema(conn, create=True)
@@ -60,7 +62,40 @@ class AdvisoryLock(StoreLock):
             close_quietly(conn)
             raise
         self._conn = conn
+        self._pid = int(conn.info.backend_pid)
         return self
+
+    def verify(self, db: psycopg.Connection[Any]) -> None:
+        """Raise unless the lock's session is alive and the server still counts it as holding.
+
+        Called by the writer on its own connection ``db`` right before it publishes: a lock
+        whose connection dropped (terminated, network gone) is free, and another writer may
+        have taken it meanwhile.
+
+        Raises:
+            WriterLockLostError: the lock is no longer held; publish nothing.
+        """
+        lost = WriterLockLostError(
+            f"the {self.kind} lock on {self.store.where} was lost during the run (its connection "
+            "to the server dropped), so another writer may have run: nothing was published; "
+            "run again"
+        )
+        if self._conn is None or self._conn.closed:
+            raise lost
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.Error:
+            raise lost from None
+        # Advisory locks appear in pg_locks with the first key as an unsigned classid.
+        key = lock_key(self.store.schema, self.kind) & 0xFFFFFFFF
+        held = fetch_value(
+            db,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s "
+            "AND classid = %s::bigint::oid AND objid = 0 AND objsubid = 2 AND granted",
+            (self._pid, key),
+        )
+        if not held:
+            raise lost
 
     def _message(self, holder: str) -> str:
         if self.kind == "schedule":

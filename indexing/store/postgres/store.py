@@ -23,11 +23,12 @@ from indexing.store.base import (
     VersionStore,
     not_published,
 )
-from indexing.store.config import embeddings_config
+from indexing.store.config import embeddings_config, trusted_config
 from indexing.store.postgres.common import (
     CONNECT_TIMEOUT_S,
     CONTENT_CLASS,
     DROP_LOCK_TIMEOUT,
+    KEEPALIVES,
     SCHEMA_VERSION,
     DatabaseError,
     close_quietly,
@@ -88,6 +89,7 @@ class PgStore(VersionStore):
         self._mutex = threading.Lock()
         self._checked = False
         self._vector_schema: str | None = None
+        self.write_lock: AdvisoryLock | None = None  # while this process holds :meth:`lock`
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -100,8 +102,10 @@ class PgStore(VersionStore):
         """``text`` without this store's credentials."""
         return scrub(text, self.url)
 
-    def connect(self, *, autocommit: bool = False, purpose: str = "") -> psycopg.Connection[Any]:
-        """A new connection to the server.
+    def connect(
+        self, *, autocommit: bool = False, purpose: str = "", keepalive: bool = False
+    ) -> psycopg.Connection[Any]:
+        """A new connection to the server (with TCP keepalives when ``keepalive``).
 
         Raises:
             DatabaseError: the server cannot be reached or refused the login.
@@ -109,6 +113,8 @@ class PgStore(VersionStore):
         params: dict[str, Any] = {"application_name": f"pubmed-rag {purpose}".strip()[:63]}
         if "connect_timeout" not in self.url:
             params["connect_timeout"] = CONNECT_TIMEOUT_S
+        if keepalive:
+            params.update({key: value for key, value in KEEPALIVES.items() if key not in self.url})
         try:
             return psycopg.connect(libpq_url(self.url), autocommit=autocommit, **params)
         except psycopg.Error as exc:
@@ -327,8 +333,12 @@ class PgStore(VersionStore):
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0, purpose: str = "write") -> Iterator[None]:
         """Hold the writer lock (across hosts); the server frees it if this process dies."""
-        with AdvisoryLock(self, "write", wait, purpose):
-            yield
+        with AdvisoryLock(self, "write", wait, purpose) as held:
+            self.write_lock = held
+            try:
+                yield
+            finally:
+                self.write_lock = None
 
     @contextlib.contextmanager
     def scheduler_lock(self, wait: float = 0.0) -> Iterator[None]:
@@ -356,7 +366,17 @@ class PgStore(VersionStore):
             config.update(content=CONTENT_CLASS, backend="pgvector", **with_urls({}, url))
             with self.translated("opening the index"):
                 return Embeddings(config)
-        stored = dict(manifest.embeddings_config)
+        # The stored configuration is data anyone with UPDATE on the control schema can edit:
+        # every key that makes txtai import something is set here, from code.
+        stored = trusted_config(
+            dict(manifest.embeddings_config),
+            {
+                "method": "sentence-transformers",
+                "content": CONTENT_CLASS,
+                "backend": "pgvector",
+                "scoring": {"method": "pgtext"},
+            },
+        )
         # txtai loads from a folder holding config.json: give it one without credentials and
         # pass the URLs (and the local model path) as overrides.
         with tempfile.TemporaryDirectory(prefix="pubmed-rag-config-") as folder:

@@ -217,6 +217,9 @@ class PgWriter(Writer):
                         sql.Identifier(store.version_schema(version), table)
                     )
                 )
+            if store.write_lock is not None:
+                # Last moment to find that the lock was lost; the pointer below has not moved.
+                store.write_lock.verify(db)
             db.execute(
                 sql.SQL(
                     "UPDATE {} SET state = 'published', manifest = %s, published_at = now() "
