@@ -63,7 +63,7 @@ def start_server(folder: Path) -> tuple[Any, str]:
 
 def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> float:
     """Publish ``count`` synthetic articles with the product's writer; the build seconds."""
-    from benchmarks.bench import build_synthetic
+    from benchmarks.sections.search import build_synthetic
 
     began = time.perf_counter()
     build_synthetic(settings, count, vocabulary, model_dir, f"postgres {count:,}")
@@ -72,7 +72,7 @@ def build(settings: Any, count: int, model_dir: Path, vocabulary: list[str]) -> 
 
 def measure(settings: Any, queries: list[str]) -> dict[str, Any]:
     """p50/p95 of the product's hybrid search (with the year filter) on the published index."""
-    from benchmarks.bench import YEAR_FROM
+    from benchmarks.sections.search import YEAR_FROM
     from indexing.store import IndexReader
     from rag.search import Filters, search
     from rag.settings import RagSettings
@@ -117,7 +117,11 @@ def bench_pg_search(
     keep: bool = False,
 ) -> dict[str, Any]:
     """Build and measure each scale on PostgreSQL; skip what the caps rule out, saying why."""
-    from benchmarks.bench import build_bag_of_words, synthetic_queries, synthetic_vocabulary
+    from benchmarks.sections.search import (
+        build_bag_of_words,
+        synthetic_queries,
+        synthetic_vocabulary,
+    )
     from indexing.models import resolve_embeddings
     from indexing.settings import Settings, get_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench import flops_per_token, padding_share
+from benchmarks.sections.encoders import flops_per_token, padding_share
 
 
 def test_bert_base_costs_181_mflop_per_token_at_300_tokens() -> None:
@@ -35,7 +35,7 @@ def test_search_probe_reports_its_own_peak_memory_not_its_parents() -> None:
 
 
 def test_summary_puts_each_search_scales_memory_beside_its_raw_vectors_and_keeps_notes() -> None:
-    from benchmarks.bench import markdown
+    from benchmarks.report import markdown
 
     entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
              "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0}  # fmt: skip

@@ -1,0 +1,58 @@
+"""The ``answer`` section: time to first token and tokens/s of the offline generator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUESTIONS = (
+    "Is long-term use of proton pump inhibitors safe?",
+    "Does Helicobacter pylori infection cause gastric cancer?",
+    "What are the risks of radiotherapy?",
+)
+
+
+def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> dict[str, Any]:
+    """TTFT and tokens/s of the offline generator with 5 sources, generator loaded beforehand."""
+    from indexing.settings import Settings
+    from rag.service import AnswerService
+    from rag.settings import RagSettings
+
+    settings = Settings(data_dir=data_dir, offline=True)
+    rag = RagSettings(top_k=5, abstain_threshold=-1.0, max_answer_tokens=max_tokens)
+    service = AnswerService(settings=settings, rag=rag)
+    began = time.perf_counter()
+    service.load_generator()
+    load_s = time.perf_counter() - began
+    rows: list[dict[str, Any]] = []
+    for question in questions:
+        answer = service.answer(question)
+        rows.append(
+            {
+                "question": question,
+                "sources": len(answer.context),
+                "first_token_ms": answer.timings.first_token_ms,
+                "tokens_per_s": answer.timings.tokens_per_s,
+                "generated_tokens": answer.timings.generated_tokens,
+                "retrieval_ms": round(answer.timings.retrieval_ms, 1),
+                "evidence_ms": answer.timings.evidence_ms,
+                "prompt_tokens": answer.timings.prompt_tokens,
+                "evidence": len(answer.evidence),
+            }
+        )
+    ttft = [float(r["first_token_ms"]) for r in rows if r["first_token_ms"] is not None]
+    evidence = [float(r["evidence_ms"]) for r in rows if r["evidence_ms"] is not None]
+    speed = [float(r["tokens_per_s"]) for r in rows if r["tokens_per_s"] is not None]
+    return {
+        "model": service.model_name,
+        "load_s": round(load_s, 2),
+        "max_answer_tokens": max_tokens,
+        "first_token_ms_median": round(float(np.median(ttft)), 1) if ttft else None,
+        "evidence_ms_median": round(float(np.median(evidence)), 1) if evidence else None,
+        "tokens_per_s_median": round(float(np.median(speed)), 2) if speed else None,
+        "answers": rows,
+    }
