@@ -360,6 +360,12 @@ def spread(items: list[str], count: int) -> list[str]:
     return [items[position * len(items) // count] for position in range(count)]
 
 
+# Settings that cannot change a PubMedQA answer: where llama.cpp runs, how long a question
+# waits for the generator, and the cap on the candidate pool (never reached by 1,000
+# abstracts without filters). An answers file made without them stays usable.
+NOT_SHAPING_ANSWERS = frozenset({"gpu_layers", "llm_threads", "generator_wait_s", "max_candidates"})
+
+
 def evaluate_pubmedqa(
     data_dir: Path,
     settings: Settings | None = None,
@@ -394,7 +400,7 @@ def evaluate_pubmedqa(
             {
                 "generator": service.model_name,
                 "embeddings": described["embeddings_model"],
-                "rag": rag.model_dump(mode="json", exclude={"gpu_layers", "llm_threads"}),
+                "rag": rag.model_dump(mode="json", exclude=NOT_SHAPING_ANSWERS),
             },
         )
         reused = len(log.done)
