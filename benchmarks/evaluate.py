@@ -201,6 +201,21 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
                 "all of them.",
                 "",
             ]
+        answered = pubmedqa.get("settings_answered") or ["retrieval", "gold"]
+        if "gold" not in answered:
+            lines += [
+                "This run generated the retrieval answers only (`--settings retrieval`); the "
+                "gold-abstract column of the earlier run is shown for reference.",
+                "",
+            ]
+        load = results["pubmedqa"]["machine"].get("load_average")
+        if load:
+            lines += [
+                f"Load average when the run ended: {load[0]:.1f} (1 min) on "
+                f"{results['pubmedqa']['machine']['cores']} cores: other jobs shared the CPU, so "
+                "times and tokens/s are upper and lower bounds of a quiet machine's.",
+                "",
+            ]
         lines += [*pubmedqa_table(results["pubmedqa"], results.get("pubmedqa-before")), ""]
     lines += ["Full figures (same folder): " + ", ".join(f"`{name}`" for name in files) + ".", ""]
     return "\n".join(lines)
