@@ -32,7 +32,11 @@ def answer_pattern(constraint: CitationConstraint) -> re.Pattern[str]:
     """The answers the constraint allows, as a regular expression (built from its fields)."""
     pmid = "|".join(re.escape(p) for p in constraint.pmids)
     tags = rf"(?:\[PMID:(?:{pmid})\]){{1,{constraint.max_tags}}}"
-    sentence = rf"[A-Za-z0-9(](?:[^\[\]\n.!?]|[0-9]\.[0-9]){{2,}}(?: {tags}\.|\. {tags})"
+    # A word holds no bracket, line break, space or sentence end, except a full stop between
+    # digits (2.5); a sentence is 3 to max_sentence_words words, then its tags.
+    word = r"(?:[^\[\]\n.!? ]*[0-9]\.[0-9][^\[\]\n.!? ]*|[^\[\]\n.!? ]+)"
+    more = constraint.max_sentence_words - 1
+    sentence = rf"{word}(?: {word}){{2,{more}}}(?: {tags}\.|\. {tags})"
     return re.compile(rf"{sentence}(?: {sentence}){{0,{constraint.max_sentences - 1}}}")
 
 
@@ -42,10 +46,12 @@ def test_answer_pattern_is_strict() -> None:
 
     assert pattern.fullmatch("Statins lowered risk by 2.5 points [PMID:28731372].")
     assert pattern.fullmatch(
-        "Yes, they do. [PMID:20301577][PMID:28731372] No effect [PMID:20301577]."
+        "Yes, they do. [PMID:20301577][PMID:28731372] No effect seen [PMID:20301577]."
     )
     assert not pattern.fullmatch(f"Statins lowered risk [PMID:{FAKE}].")
     assert not pattern.fullmatch("Statins lowered risk.")
+    assert not pattern.fullmatch("Too short [PMID:28731372].")  # three words at least
+    assert pattern.fullmatch("1.2: dose 2.5 mg helped [PMID:28731372].")
     assert not pattern.fullmatch("A b [PMID:28731372]. C d [PMID:28731372]. E f [PMID:28731372].")
 
 
