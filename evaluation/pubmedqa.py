@@ -400,7 +400,7 @@ def evaluate_pubmedqa(
             {
                 "generator": service.model_name,
                 "embeddings": described["embeddings_model"],
-                "rag": rag.model_dump(mode="json", exclude=NOT_SHAPING_ANSWERS),
+                "rag": rag.model_dump(mode="json", exclude=set(NOT_SHAPING_ANSWERS)),
             },
         )
         reused = len(log.done)
