@@ -148,12 +148,10 @@ class CitationFilter:
         return "".join(f"[PMID:{pmid}]" for pmid in kept)
 
 
-# -- what a checked answer still lacks ---------------------------------------------------------
+# -- answer sentences ---------------------------------------------------------------------------
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _LEADING_TAGS = re.compile(r"^((?:\[PMID:\d+\]\s*)+)")
-_TAG = re.compile(r"\[PMID:\d+\]")
-_WORDS = re.compile(r"[A-Za-z]{2,}")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -169,18 +167,6 @@ def split_sentences(text: str) -> list[str]:
             if body.strip():
                 sentences.append(body.strip())
     return sentences
-
-
-def uncited_sentences(text: str) -> list[str]:
-    """Sentences that state something (three words or more) and cite no passage.
-
-    Readers should take such sentences as the model's words, not the literature's.
-    """
-    return [
-        sentence
-        for sentence in split_sentences(text)
-        if not _TAG.search(sentence) and len(_WORDS.findall(sentence)) >= 3
-    ]
 
 
 class RepetitionGuard:

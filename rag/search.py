@@ -249,7 +249,7 @@ def search(
     started = time.perf_counter()
     filters = filters or Filters()
     text, notices = prepare_query(query, max_query_chars)
-    index = _published(source)
+    index = published_index(source)
     if index.embeddings is None or not index.manifest.articles:
         raise EmptyIndexError(
             f"the index (version {index.version}) holds no articles yet; add some with "
@@ -282,7 +282,12 @@ def search(
     )
 
 
-def _published(source: IndexReader | PublishedIndex | _Searchable) -> PublishedIndex:
+def published_index(source: IndexReader | PublishedIndex | _Searchable) -> PublishedIndex:
+    """The version a search reads: ``source`` itself, or the reader's current one.
+
+    Raises:
+        IndexMissingError: nothing has been published yet.
+    """
     if isinstance(source, PublishedIndex):
         return source
     try:
@@ -373,7 +378,7 @@ def article_texts(
     wanted = [pmid for pmid in dict.fromkeys(pmids) if pmid]
     if not wanted:
         return {}
-    index = _published(source)
+    index = published_index(source)
     names = [f"p{number}" for number in range(len(wanted))]
     where = " OR ".join(f"pmid = :{name}" for name in names)
     sql = f"SELECT id, text, title, pmid, passage FROM txtai WHERE {where}"
@@ -393,7 +398,7 @@ def encode(
     source: IndexReader | PublishedIndex | _Searchable, texts: Sequence[str], category: str
 ) -> np.ndarray:
     """Vectors of ``texts`` by the index's own encoder (``category``: ``query`` or ``data``)."""
-    index = _published(source)
+    index = published_index(source)
     if index.embeddings is None or not texts:
         return np.zeros((0, int(index.manifest.dimensions or 1)), dtype=np.float32)
     with index.lock:

@@ -37,7 +37,15 @@ from rag.errors import GenerationError, GeneratorBusyError
 from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_evidence, unit
 from rag.generation import Generator, generator_name, load_generator
 from rag.grounding import AnswerSentence, Grounded, ground_answer
-from rag.search import Filters, Hit, SearchResult, article_texts, encode, search
+from rag.search import (
+    Filters,
+    Hit,
+    SearchResult,
+    article_texts,
+    encode,
+    published_index,
+    search,
+)
 from rag.settings import RagSettings, get_rag_settings
 from rag.support import thresholds_for
 
@@ -299,10 +307,8 @@ class AnswerService:
         Raises:
             IndexMissingError: nothing has been published yet.
         """
-        from rag.search import _published
-
         assert self.reader is not None
-        return _published(self.reader)
+        return published_index(self.reader)
 
     def evidence(
         self, index: PublishedIndex, result: SearchResult

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from indexing.settings import Settings
 from rag import prompts
-from rag.citations import CitationFilter, RepetitionGuard, split_sentences, uncited_sentences
+from rag.citations import CitationFilter, RepetitionGuard, split_sentences
 from rag.constraints import CitationConstraint
 from rag.errors import GenerationError, GeneratorBusyError, GeneratorUnavailableError
 from rag.generation import (
@@ -206,7 +206,7 @@ def test_repetition_guard_passes_distinct_and_short_sentences_unchanged() -> Non
     assert not guard.stopped
 
 
-def test_uncited_sentences_are_found_and_a_trailing_citation_belongs_to_its_sentence() -> None:
+def test_a_trailing_citation_belongs_to_its_sentence() -> None:
     text = "PPIs are safe. [PMID:1] Dementia risk is not raised [PMID:2]. No. Fractures rise."
     assert split_sentences(text) == [
         "PPIs are safe. [PMID:1]",
@@ -214,8 +214,6 @@ def test_uncited_sentences_are_found_and_a_trailing_citation_belongs_to_its_sent
         "No.",
         "Fractures rise.",
     ]
-    assert uncited_sentences(text) == []  # "No." and two-word remarks state nothing to cite
-    assert uncited_sentences(text + " Hip fractures double.") == ["Hip fractures double."]
 
 
 def test_looping_generator_is_stopped_and_the_repeat_never_shown(
