@@ -13,11 +13,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
+from indexing.evidence_level import article_evidence
 from indexing.links import pubmed_url
 
 # Separator for list-valued metadata columns. Values are stored as "|a|b|" so that a filter
 # can match one whole element with `LIKE '%|a|%'` and never a substring of another element.
 LIST_SEP = "|"
+# Version of the columns derived from a record (evidence level, population, cites). Part of the
+# fingerprint, so raising it makes the next ingest or update re-derive every record it reads.
+DERIVED_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,9 @@ class Article:
     languages: tuple[str, ...] = ()
     retraction_in: tuple[str, ...] = ()  # PMIDs of retraction notices (CommentsCorrections)
     erratum_in: tuple[str, ...] = ()  # PMIDs of errata
+    # PMIDs this record cites or comments on (CommentsCorrections Cites/CommentOn/UpdateOf,
+    # and the PubMed ids of its ReferenceList): a hit citing a retracted one is flagged.
+    cites: tuple[str, ...] = ()
     edat: str = ""  # Entrez date, ISO "YYYY-MM-DD" (PubMedPubDate PubStatus="entrez" / "pubmed")
     mdat: str = ""  # last revision, ISO "YYYY-MM-DD" (DateRevised)
     version: int = 1  # PMID Version attribute
@@ -112,6 +119,8 @@ class Article:
         """A digest of everything indexed: equal fingerprints mean re-indexing changes nothing."""
         payload = asdict(self)
         payload.pop("extra", None)
+        # Derived columns count as indexed: a new derivation table re-indexes re-ingested records.
+        payload["derived"] = DERIVED_VERSION
         encoded = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:32]
 
@@ -194,6 +203,7 @@ def article_documents(
     queries, files) so that an update can tell which records a query no longer returns.
     """
     body = article.abstract_text
+    level, populations = article_evidence(article)
     passages = split_passages(body, max_tokens) if body else [""]
     meta = {
         "pmid": article.pmid,
@@ -211,6 +221,9 @@ def article_documents(
         "doi": article.doi,
         "pmc": article.pmc,
         "retracted": int(article.retracted),
+        "evidence": level.id,
+        "population": join_list(list(populations)),
+        "cites": join_list(list(article.cites)),
         "has_abstract": int(article.has_abstract),
         "edat": article.edat,
         "mdat": article.mdat,

@@ -240,6 +240,7 @@ def _build_article(
         languages=_texts(article.findall("Language")),
         retraction_in=_comment_pmids(citation, "RetractionIn"),
         erratum_in=_comment_pmids(citation, "ErratumIn"),
+        cites=_cited_pmids(citation, pubmed_data),
         edat=_edat(pubmed_data),
         mdat=_iso_date(citation.find("DateRevised")),
         extra=_extra(citation, pubmed_data),
@@ -410,6 +411,22 @@ def _comment_pmids(citation: Element, ref_type: str) -> tuple[str, ...]:
         if comment.get("RefType") == ref_type
     )
     return tuple(pmid for pmid in pmids if is_pmid(pmid))
+
+
+# CommentsCorrections types whose target the record rests on (not RetractionOf, ErratumFor…:
+# a notice about a retracted article is not an article that relies on it).
+CITING_REF_TYPES = ("Cites", "CommentOn", "UpdateOf")
+
+
+def _cited_pmids(citation: Element, pubmed_data: Element | None) -> tuple[str, ...]:
+    """PMIDs the record cites: CommentsCorrections of :data:`CITING_REF_TYPES` (where older
+    records list their references as RefType="Cites") and the PubMed ids of the ReferenceList
+    (where current full records list them), in order, once each."""
+    pmids = [pmid for ref_type in CITING_REF_TYPES for pmid in _comment_pmids(citation, ref_type)]
+    if pubmed_data is not None:
+        ids = pubmed_data.findall("ReferenceList/Reference/ArticleIdList/ArticleId")
+        pmids += [_text(i) for i in ids if i.get("IdType") == "pubmed" and is_pmid(_text(i))]
+    return tuple(dict.fromkeys(pmids))
 
 
 def _edat(pubmed_data: Element | None) -> str:

