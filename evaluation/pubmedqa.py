@@ -144,6 +144,7 @@ class GoldContextService(AnswerService):
         filters: Filters | None = None,
         limit: int | None = None,
         index: PublishedIndex | None = None,
+        rank_by_evidence: bool | None = None,
     ) -> SearchResult:
         """A one-hit result: the gold abstract of ``query``."""
         text, notices = prepare_query(query, self.rag.max_query_chars)

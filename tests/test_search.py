@@ -9,14 +9,26 @@ from typing import Any
 import pytest
 
 from indexing.article import Article
+from indexing.evidence_level import article_evidence, strength
 from indexing.settings import Settings
 from indexing.store import IndexReader, PublishedIndex
 from indexing.store.files import FileStore
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
-from rag.search import Filters, search
-from tests.fixtures_index import RETRACTED_PMID, SampleIndex, rag_env, sample_index
+from rag.search import EVIDENCE_BOOST, Filters, search
+from tests.fixtures_index import (
+    CASE_TWIN_PMID,
+    CITED_PMID,
+    CITING_PMIDS,
+    RCT_PMID,
+    RETRACTED_PMID,
+    SampleIndex,
+    build_index,
+    design_index,
+    rag_env,
+    sample_index,
+)
 
-__all__ = ["rag_env", "sample_index"]
+__all__ = ["design_index", "rag_env", "sample_index"]
 
 ALL = 500  # more than the index holds: "give me every match"
 BROAD = "disease treatment outcomes in patients"
@@ -55,6 +67,11 @@ FILTER_CASES: dict[str, tuple[Filters, Callable[[Article], bool]]] = {
     "lang": (Filters(lang="ger"), lambda a: "ger" in a.languages),
     "has_abstract": (Filters(has_abstract=True), lambda a: a.has_abstract),
     "exclude_retracted": (Filters(exclude_retracted=True), lambda a: not a.retracted),
+    "evidence": (
+        Filters(evidence=("meta-analysis", "systematic-review")),
+        lambda a: article_evidence(a)[0].id in ("meta-analysis", "systematic-review"),
+    ),
+    "humans": (Filters(humans=True), lambda a: "humans" in _mesh(a)),
     "combined": (
         Filters(year_from=2022, pubtype="Review", mesh="Humans", has_abstract=True),
         lambda a: (
@@ -282,3 +299,113 @@ def test_search_follows_the_published_version(reader: IndexReader) -> None:
     assert result.index_version == FileStore(reader.store.settings).current_version()
     assert result.embeddings_model.startswith("offline:")
     assert result.elapsed_ms > 0
+
+
+# -- Study designs: badges' data, filters, the optional boost, retracted citations ---------------
+
+
+@pytest.fixture(scope="module")
+def designs(design_index: SampleIndex) -> IndexReader:
+    return IndexReader(design_index.settings())
+
+
+def test_hits_carry_the_level_and_population_derived_at_ingest(
+    designs: IndexReader, design_index: SampleIndex
+) -> None:
+    hits = search(designs, "randomized trial patients outcomes", limit=ALL).hits
+
+    assert hits
+    for hit in hits:
+        level, population = article_evidence(design_index.articles[hit.pmid])
+        assert (hit.evidence, hit.population) == (level.id, population)
+        assert hit.evidence_label == level.label
+    assert {"rct", "cohort", "review"} <= {hit.evidence for hit in hits}
+
+
+def test_evidence_filter_keeps_only_the_chosen_designs(designs: IndexReader) -> None:
+    result = search(designs, "patients treatment", Filters(evidence=("rct",)), limit=ALL)
+
+    assert {hit.pmid for hit in result.hits} >= {RCT_PMID, "41568766", "41617358"}
+    assert {hit.evidence for hit in result.hits} == {"rct"}
+
+
+def test_unknown_evidence_level_is_a_clear_error() -> None:
+    with pytest.raises(SearchError, match=r"unknown evidence level 'rtc'.*meta-analysis"):
+        Filters(evidence=("rtc",))
+
+
+def test_evidence_boost_off_by_default_changes_nothing(
+    designs: IndexReader, design_index: SampleIndex
+) -> None:
+    from rag.service import AnswerService
+    from rag.settings import RagSettings
+
+    assert RagSettings.model_fields["evidence_boost"].default is False
+    service = AnswerService(settings=design_index.settings(), rag=RagSettings(evidence_boost=False))
+    plain = search(designs, "quality of life after treatment", limit=20)
+    default = service.search("quality of life after treatment", limit=20)
+
+    assert [(h.pmid, h.score) for h in default.hits] == [(h.pmid, h.score) for h in plain.hits]
+
+
+def test_evidence_boost_ranks_an_rct_above_a_case_report_of_equal_relevance(
+    designs: IndexReader, design_index: SampleIndex
+) -> None:
+    # The case report is the RCT's record under another PMID: the same text, the same scores.
+    query = design_index.articles[RCT_PMID].title
+
+    plain = [hit.pmid for hit in search(designs, query, limit=5).hits]
+    boosted = search(designs, query, limit=5, evidence_boost=EVIDENCE_BOOST).hits
+
+    assert plain.index(CASE_TWIN_PMID) < plain.index(RCT_PMID)  # a tie, broken by PMID
+    order = [hit.pmid for hit in boosted]
+    assert order.index(RCT_PMID) < order.index(CASE_TWIN_PMID)
+    twin = {hit.pmid: hit.score for hit in boosted}
+    assert twin[RCT_PMID] - twin[CASE_TWIN_PMID] == pytest.approx(
+        EVIDENCE_BOOST * (strength("rct") - strength("case-report"))
+    )
+
+
+def test_a_hit_citing_a_retracted_article_of_the_index_is_marked(designs: IndexReader) -> None:
+    result = search(designs, "August consultation", limit=ALL)
+
+    marked = {hit.pmid: hit.cites_retracted for hit in result.hits if hit.cites_retracted}
+    assert set(marked) == set(CITING_PMIDS)
+    assert all(cited == (CITED_PMID,) for cited in marked.values())
+    cited = next(hit for hit in result.hits if hit.pmid == CITED_PMID)
+    assert cited.retracted and cited.cites_retracted == ()
+
+
+def test_an_index_without_the_new_columns_reads_as_unknown_until_an_update(
+    sample_index: SampleIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import indexing.article
+    import indexing.store.base
+
+    articles = {pmid: sample_index.articles[pmid] for pmid in list(sample_index.articles)[:12]}
+    new_columns = ("evidence", "population", "cites")
+
+    def old_documents(article: Article, max_tokens: int, sources: tuple[str, ...] = ()):
+        for document in indexing.article.article_documents(article, max_tokens, sources):
+            yield {key: value for key, value in document.items() if key not in new_columns}
+
+    # An index written before levels existed: no columns, and an older derivation version.
+    with monkeypatch.context() as patch:
+        patch.setattr(indexing.store.base, "article_documents", old_documents)
+        patch.setattr(indexing.article, "DERIVED_VERSION", 0)
+        build_index(tmp_path / "data", articles)
+    settings = Settings(data_dir=tmp_path / "data", offline=True)
+    reader = IndexReader(settings)
+    before = search(reader, BROAD, limit=ALL)
+
+    assert before.hits and all(h.evidence == "" and h.population == () for h in before.hits)
+    assert all(h.evidence_label == "" for h in before.hits)
+    assert search(reader, BROAD, Filters(humans=True), limit=ALL).hits == ()
+
+    build_index(tmp_path / "data", articles)  # an update re-ingesting the same records
+    after = search(reader, BROAD, limit=ALL)
+
+    assert {h.pmid: h.evidence for h in after.hits} == {
+        h.pmid: article_evidence(articles[h.pmid])[0].id for h in after.hits
+    }
+    assert search(reader, BROAD, Filters(humans=True), limit=ALL).hits
