@@ -16,6 +16,7 @@ import click
 
 from evaluation.cli import eval_group
 from indexing.errors import guarded
+from indexing.evidence_level import LEVEL_IDS
 from rag.search import Filters, Hit
 
 EXAMPLES = """
@@ -25,6 +26,9 @@ Examples:
   python -m rag search "proton pump inhibitors dementia" --mesh Humans --json
   python -m rag ask "Do proton pump inhibitors raise the risk of dementia?"
   python -m rag ask "What treats acute pulmonary embolism?" --exclude-retracted --json
+  python -m rag search "statin myopathy" --evidence rct,meta-analysis --humans
+  python -m rag search "statin myopathy" --rank-by-evidence
+  python -m rag similar 35830032 --limit 5 --json
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +47,11 @@ def filter_options(command: F) -> F:
         click.option("--lang", help="Language code as in PubMed, e.g. eng, fre."),
         click.option("--has-abstract", is_flag=True, help="Only articles with an abstract."),
         click.option("--exclude-retracted", is_flag=True, help="Leave out retracted articles."),
+        click.option(
+            "--evidence",
+            help="Study designs to keep, comma-separated: " + ", ".join(LEVEL_IDS) + ".",
+        ),
+        click.option("--humans", is_flag=True, help="Only studies in humans (MeSH Humans)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -60,7 +69,23 @@ def make_filters(options: dict[str, Any]) -> Filters:
         lang=options.get("lang"),
         has_abstract=bool(options.get("has_abstract")),
         exclude_retracted=bool(options.get("exclude_retracted")),
+        evidence=parse_levels(options.get("evidence")),
+        humans=bool(options.get("humans")),
     )
+
+
+def parse_levels(value: str | None) -> tuple[str, ...]:
+    """``"rct, meta-analysis"`` → ``("rct", "meta-analysis")``; unknown ids fail in Filters."""
+    return tuple(
+        dict.fromkeys(part.strip().lower() for part in (value or "").split(",") if part.strip())
+    )
+
+
+RANK_OPTION = click.option(
+    "--rank-by-evidence/--no-rank-by-evidence",
+    default=None,
+    help="Rank stronger study designs higher (a small boost; default: PUBMED_RAG_EVIDENCE_BOOST).",
+)
 
 
 def _service(ctx: click.Context) -> Any:
@@ -81,14 +106,39 @@ def _source_line(number: int, hit: Hit) -> str:
     year = f" ({hit.year})" if hit.year else ""
     journal = f" {hit.journal}." if hit.journal else ""
     flag = " [RETRACTED]" if hit.retracted else ""
-    return f"[{number}] {hit.title}{year}{journal}{flag}\n    {hit.url}"
+    if hit.cites_retracted:
+        flag += f" [CITES RETRACTED PMID {', '.join(hit.cites_retracted)}]"
+    design = f"[{hit.evidence_label or 'design unknown'}"
+    design += f"; {', '.join(hit.population)}]" if hit.population else "]"
+    return f"[{number}] {hit.title}{year}{journal}{flag}\n    {design} {hit.url}"
 
 
 def _search_source(hit: Hit) -> dict[str, Any]:
     data = hit.to_dict()
     keys = ("pmid", "title", "year", "score", "journal", "pubtypes", "passage", "url")
     extra = ("authors", "doi", "mesh", "retracted", "dense_score", "bm25_score", "passage_id")
-    return {key: data[key] for key in keys + extra}
+    evidence = ("evidence", "evidence_label", "population", "cites_retracted")
+    return {key: data[key] for key in keys + extra + evidence}
+
+
+def _echo_hits(result: Any, as_json: bool) -> None:
+    """A search-like result: notices, then JSON or one block per article."""
+    for notice in result.notices:
+        click.echo(f"note: {notice}", err=True)
+    if as_json:
+        payload = {
+            "query": result.query,
+            "index_version": result.index_version,
+            "elapsed_ms": round(result.elapsed_ms, 1),
+            "sources": [_search_source(hit) for hit in result.hits],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    if not result.hits:
+        click.echo("no articles match (check the filters)")
+    for number, hit in enumerate(result.hits, start=1):
+        click.echo(f"{_source_line(number, hit)}\n    score {hit.score:.3f}")
+    click.echo(f"({len(result.hits)} articles, {result.elapsed_ms:.0f} ms)", err=True)
 
 
 @click.group(epilog=EXAMPLES)
@@ -109,33 +159,44 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command(epilog=EXAMPLES)
 @click.argument("query")
 @filter_options
+@RANK_OPTION
 @click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
 @click.pass_context
 def search(
-    ctx: click.Context, query: str, limit: int | None, as_json: bool, **options: Any
+    ctx: click.Context,
+    query: str,
+    limit: int | None,
+    as_json: bool,
+    rank_by_evidence: bool | None,
+    **options: Any,
 ) -> None:
     """Hybrid (BM25 + dense) search; one line per article, best first."""
 
     def body() -> None:
         service = _service(ctx)
-        result = service.search(query, make_filters(options), limit)
-        for notice in result.notices:
-            click.echo(f"note: {notice}", err=True)
-        if as_json:
-            payload = {
-                "query": result.query,
-                "index_version": result.index_version,
-                "elapsed_ms": round(result.elapsed_ms, 1),
-                "sources": [_search_source(hit) for hit in result.hits],
-            }
-            click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
-            return
-        if not result.hits:
-            click.echo("no articles match (check the filters)")
-        for number, hit in enumerate(result.hits, start=1):
-            click.echo(f"{_source_line(number, hit)}\n    score {hit.score:.3f}")
-        click.echo(f"({len(result.hits)} articles, {result.elapsed_ms:.0f} ms)", err=True)
+        filters = make_filters(options)
+        _echo_hits(
+            service.search(query, filters, limit, rank_by_evidence=rank_by_evidence), as_json
+        )
+
+    guarded(body, ctx.obj["debug"])
+
+
+@cli.command(epilog=EXAMPLES)
+@click.argument("pmid")
+@filter_options
+@click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
+@click.pass_context
+def similar(
+    ctx: click.Context, pmid: str, limit: int | None, as_json: bool, **options: Any
+) -> None:
+    """Articles like PMID: its nearest neighbours in the index, nudged by shared MeSH."""
+
+    def body() -> None:
+        service = _service(ctx)
+        _echo_hits(service.similar(pmid, make_filters(options), limit), as_json)
 
     guarded(body, ctx.obj["debug"])
 
@@ -191,9 +252,16 @@ def _echo_checked(answer: Any) -> None:
 @cli.command(epilog=EXAMPLES)
 @click.argument("question")
 @filter_options
+@RANK_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> None:
+def ask(
+    ctx: click.Context,
+    question: str,
+    as_json: bool,
+    rank_by_evidence: bool | None,
+    **options: Any,
+) -> None:
     """Answer a question from the indexed abstracts, citing PMIDs; streams to the terminal."""
     from rag.service import Answer, Failed, KeyEvidence, Queued, Sources, Token
 
@@ -201,7 +269,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
         service = _service(ctx)
         answer: Answer | None = None
         abstaining = False
-        for event in service.ask(question, make_filters(options)):
+        events = service.ask(question, make_filters(options), rank_by_evidence)
+        for event in events:
             if isinstance(event, Sources):
                 abstaining = event.abstaining
             elif isinstance(event, KeyEvidence) and not as_json and not abstaining:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from indexing.evidence_level import article_evidence
 from rag.__main__ import cli
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, rag_env, sample_index
 
@@ -43,6 +44,11 @@ def test_search_json_lists_sources_with_their_fields(rag_env: SampleIndex) -> No
         (["--lang", "spa"], lambda a: "spa" in a.languages),
         (["--has-abstract"], lambda a: a.has_abstract),
         (["--exclude-retracted"], lambda a: not a.retracted),
+        (
+            ["--evidence", "meta-analysis, systematic-review"],
+            lambda a: article_evidence(a)[0].id in ("meta-analysis", "systematic-review"),
+        ),
+        (["--humans"], lambda a: "Humans" in {m.descriptor for m in a.mesh_terms}),
     ],
 )
 def test_search_filters_return_only_matching_articles(
@@ -151,6 +157,7 @@ def test_ask_with_the_real_offline_model(
         (["search", "   "], "query is empty"),
         (["ask", ""], "query is empty"),
         (["search", "x", "--year-from", "2024", "--year-to", "2000"], "year range"),
+        (["search", "x", "--evidence", "rct,nonsense"], "unknown evidence level 'nonsense'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -161,6 +168,20 @@ def test_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert err.strip().count("\n") == 0 and message in err
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("pmid", ["99999998", "not-a-pmid"])
+def test_similar_to_an_unknown_pmid_is_one_error_line_and_exit_2(
+    rag_env: SampleIndex, pmid: str
+) -> None:
+    code, out, err = run("similar", pmid)
+
+    assert code == 2 and out == ""
+    # (the encoder's loading bar may precede it on stderr: the index is opened to look)
+    assert err.strip().splitlines()[-1] == (
+        f"error: PMID {pmid!r} is not in the index (version v000001)"
+    )
+    assert "Traceback" not in err
 
 
 def test_missing_index_is_one_line_and_exit_2(
@@ -199,6 +220,55 @@ def test_help_shows_examples_and_filters() -> None:
         "--mesh",
         "--lang",
         "--exclude-retracted",
+        "--evidence",
+        "--humans",
+        "--rank-by-evidence",
     ):
         assert flag in out
     assert "Examples:" in out
+    code, out, _ = run("similar", "--help")
+    assert code == 0 and "--evidence" in out and "--limit" in out
+
+
+def test_search_shows_the_design_level_of_every_source(rag_env: SampleIndex) -> None:
+    code, out, _ = run("search", "proton pump inhibitor safety", "--json", "--limit", "5")
+
+    assert code == 0
+    for source in json.loads(out)["sources"]:
+        level, population = article_evidence(rag_env.articles[source["pmid"]])
+        assert source["evidence"] == level.id and source["evidence_label"] == level.label
+        assert source["population"] == list(population)
+        assert source["cites_retracted"] == []
+    code, out, _ = run("search", "proton pump inhibitor safety", "-n", "1")
+    assert "[meta-analysis; humans]" in out  # the retracted PPI review is a meta-analysis
+
+
+def test_rank_by_evidence_flag_reorders_by_design(rag_env: SampleIndex) -> None:
+    args = ("search", "cancer risk in patients", "--json", "--limit", "20")
+    plain = json.loads(run(*args)[1])["sources"]
+    boosted = json.loads(run(*args, "--rank-by-evidence")[1])["sources"]
+    off = json.loads(run(*args, "--no-rank-by-evidence")[1])["sources"]
+
+    assert [s["pmid"] for s in off] == [s["pmid"] for s in plain]
+    assert [s["score"] for s in boosted] != [s["score"] for s in plain]
+
+
+def test_similar_json_lists_neighbours_in_the_search_shape(rag_env: SampleIndex) -> None:
+    code, out, _ = run("similar", RETRACTED_PMID, "--json", "--limit", "4", "--humans")
+
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["query"].startswith(f"similar to PMID {RETRACTED_PMID}")
+    sources = payload["sources"]
+    assert len(sources) == 4 and RETRACTED_PMID not in {s["pmid"] for s in sources}
+    assert [s["score"] for s in sources] == sorted((s["score"] for s in sources), reverse=True)
+    for source in sources:
+        assert {"pmid", "title", "score", "evidence", "population", "url"} <= set(source)
+        assert "humans" in source["population"]
+
+
+def test_similar_text_is_numbered_articles(rag_env: SampleIndex) -> None:
+    code, out, _ = run("similar", RETRACTED_PMID, "-n", "2")
+
+    assert code == 0
+    assert out.startswith("[1] ") and "\n[2] " in out and "pubmed.ncbi.nlm.nih.gov" in out
