@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from app_pages.widgets import downloads, html, show_evidence, show_sources
 from rag import display, export
@@ -60,8 +61,11 @@ def answer_caption(answer: Answer) -> str:
     return " · ".join(parts)
 
 
-def show_outcome(outcome: AskOutcome) -> None:
-    """A finished answer (or abstention, or failure) with its evidence, sources and downloads."""
+def show_outcome(outcome: AskOutcome, search_page: StreamlitPage | None = None) -> None:
+    """A finished answer (or abstention, or failure) with its evidence, sources and downloads.
+
+    With ``search_page``, each source has a "Similar articles" button that opens it.
+    """
     html(f"<h4>{display.escape(outcome.question)}</h4>")
     show_answer(outcome)
     for notice in outcome.notices:
@@ -71,7 +75,7 @@ def show_outcome(outcome: AskOutcome) -> None:
     if outcome.caption:
         st.caption(outcome.caption)
     if outcome.sources:
-        show_outcome_sources(outcome)
+        show_outcome_sources(outcome, search_page)
 
 
 def show_answer(outcome: AskOutcome) -> None:
@@ -98,8 +102,8 @@ def show_answer(outcome: AskOutcome) -> None:
         )
 
 
-def show_outcome_sources(outcome: AskOutcome) -> None:
-    """The heading, downloads and cards of an answer's sources."""
+def show_outcome_sources(outcome: AskOutcome, search_page: StreamlitPage | None = None) -> None:
+    """The heading, downloads and cards of an answer's sources (see :func:`show_outcome`)."""
     cited = outcome.cited
     if outcome.abstained:
         heading = "Closest articles"
@@ -119,4 +123,5 @@ def show_outcome_sources(outcome: AskOutcome) -> None:
             sentences=outcome.sentences,
         )
     downloads(outcome.sources, export.file_stem(outcome.question), cited, "answer", markdown)
-    show_sources(outcome.sources, display.query_terms(outcome.question), cited)
+    similar = ("answer", search_page) if search_page is not None else None
+    show_sources(outcome.sources, display.query_terms(outcome.question), cited, similar)

@@ -12,6 +12,7 @@ from app_pages.widgets import (
     show_evidence,
     show_sources,
     sidebar_filters,
+    sidebar_ranking,
 )
 from rag import display
 from rag.errors import RagError
@@ -26,6 +27,7 @@ def page(ctx: Context) -> None:
     """A question in, a streamed answer with checked citations and its sources out."""
     st.title("Ask the literature")
     filters, _ = sidebar_filters()
+    rank_by_evidence = sidebar_ranking(ctx)
     if not ctx.has_index:
         no_index_guidance(ctx)
     with st.form("ask"):
@@ -42,15 +44,17 @@ def page(ctx: Context) -> None:
             return
         if filters.active:
             st.caption("Searching with the filters set in the sidebar.")
-        stream_answer(ctx, question, filters)
+        stream_answer(ctx, question, filters, rank_by_evidence)
     outcome = last_answer()
     if outcome is not None:
-        show_outcome(outcome)
+        show_outcome(outcome, ctx.pages.get("search"))
 
 
-def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
+def stream_answer(
+    ctx: Context, question: str, filters: Filters, rank_by_evidence: bool = False
+) -> None:
     """Run the question, streaming the answer as it is written; keep the outcome."""
-    events = ctx.service.ask(question, filters)
+    events = ctx.service.ask(question, filters, rank_by_evidence)
     try:
         with st.spinner("Searching the index (the first question also loads the model)…"):
             first = next(events)

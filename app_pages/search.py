@@ -1,4 +1,8 @@
-"""Search: ranked articles for some search terms, with filters and a chart by year."""
+"""Search: ranked articles for some search terms, with filters and a chart by year.
+
+In similar mode (a source's "Similar articles" button, here or on Ask) it lists the articles
+like one PMID instead, with the same filters, until "Back to search".
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,30 @@ import streamlit as st
 
 from app_pages.context import Context
 from app_pages.widgets import (
+    SIMILAR_KEY,
     downloads,
     no_index_guidance,
     search_error,
     show_sources,
     sidebar_filters,
+    sidebar_ranking,
 )
 from rag import display, export
 from rag.errors import RagError
-from rag.search import SearchResult
+from rag.search import Filters, SearchResult
 
 
 def page(ctx: Context) -> None:
     """Ranked articles for some search terms, with filters and a chart by year."""
     st.title("Search")
     filters, limit = sidebar_filters(with_limit=True)
+    rank_by_evidence = sidebar_ranking(ctx)
     if not ctx.has_index:
         no_index_guidance(ctx)
+    pmid = st.session_state.get(SIMILAR_KEY)
+    if pmid:
+        show_similar(ctx, str(pmid), filters, limit)
+        return
     query = st.text_input(
         "Search terms",
         key="search_query",
@@ -33,7 +44,7 @@ def page(ctx: Context) -> None:
         st.caption("Type some search terms and press Enter. Filters are in the sidebar.")
         return
     try:
-        result = ctx.service.search(query, filters, limit)
+        result = ctx.service.search(query, filters, limit, rank_by_evidence=rank_by_evidence)
     except RagError as exc:
         search_error(ctx, exc)
         return
@@ -41,8 +52,27 @@ def page(ctx: Context) -> None:
     show_search(result)
 
 
-def show_search(result: SearchResult) -> None:
-    """A search's hits: count, chart by year, downloads, cards."""
+def show_similar(ctx: Context, pmid: str, filters: Filters, limit: int | None) -> None:
+    """The articles like ``pmid``, with a way back to the search."""
+    if st.button("Back to search", key="similar-back", icon=":material/arrow_back:"):
+        del st.session_state[SIMILAR_KEY]
+        st.rerun()
+    try:
+        result = ctx.service.similar(pmid, filters, limit)
+    except RagError as exc:
+        search_error(ctx, exc)
+        return
+    st.subheader(f"Similar to PMID {pmid}")
+    st.caption(
+        "Nearest neighbours of the article's own passages in the index, nudged by shared MeSH "
+        "descriptors; the filters in the sidebar apply."
+    )
+    st.session_state["last_search"] = result
+    show_search(result, highlight=False)
+
+
+def show_search(result: SearchResult, highlight: bool = True) -> None:
+    """A search's hits: count, chart by year, downloads, cards (query terms highlighted)."""
     for notice in result.notices:
         st.info(notice, icon=":material/info:")
     hits = result.hits
@@ -64,4 +94,5 @@ def show_search(result: SearchResult) -> None:
             height=180,
         )
     downloads(hits, export.file_stem(result.query), key="search")
-    show_sources(hits, display.query_terms(result.query), ())
+    terms = display.query_terms(result.query) if highlight else ()
+    show_sources(hits, terms, (), similar=("search", None))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from app_pages.context import Context
+from indexing.evidence_level import LEVEL_IDS, label
 from rag import display, export
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, RagError
 from rag.evidence import Evidence
@@ -68,6 +70,21 @@ def sidebar_filters(with_limit: bool = False) -> tuple[Filters, int | None]:
         exclude_retracted = st.checkbox(
             "Leave out retracted articles", key="f_exclude_retracted", persist_state="session"
         )
+        evidence = st.multiselect(
+            "Study design",
+            LEVEL_IDS,
+            key="f_evidence",
+            format_func=label,
+            placeholder="any",
+            help="From each record's publication types and MeSH (strongest design first).",
+            persist_state="session",
+        )
+        humans = st.checkbox(
+            "Only studies in humans",
+            key="f_humans",
+            help="MeSH check tag Humans.",
+            persist_state="session",
+        )
         limit = None
         if with_limit:
             limit = st.slider("Articles shown", 5, 200, 20, 5, key="f_limit")
@@ -81,11 +98,35 @@ def sidebar_filters(with_limit: bool = False) -> tuple[Filters, int | None]:
                 lang=lang or None,
                 has_abstract=has_abstract,
                 exclude_retracted=exclude_retracted,
+                evidence=tuple(evidence),
+                humans=humans,
             )
         except RagError as exc:
             st.error(str(exc))
             st.stop()
     return filters, limit
+
+
+def sidebar_ranking(ctx: Context) -> bool:
+    """The "rank stronger designs higher" switch (default: PUBMED_RAG_EVIDENCE_BOOST)."""
+    with st.sidebar:
+        return st.toggle(
+            "Rank stronger designs higher",
+            value=ctx.rag.evidence_boost,
+            key="f_rank_evidence",
+            help="A small boost: meta-analyses and systematic reviews first among near-equals.",
+        )
+
+
+SIMILAR_KEY = "similar_pmid"  # the PMID whose similar articles the Search page shows
+
+
+def show_similar_of(pmid: str, page: StreamlitPage | None) -> None:
+    """Switch the Search page to "similar to ``pmid``" (``page``: the Search page, to go to)."""
+    st.session_state[SIMILAR_KEY] = pmid
+    if page is None:
+        st.rerun()
+    st.switch_page(page)
 
 
 def no_index_guidance(ctx: Context) -> None:
@@ -148,11 +189,29 @@ def downloads(
             )
 
 
-def show_sources(hits: tuple[Hit, ...], terms: tuple[str, ...], cited: tuple[str, ...]) -> None:
-    """Numbered source cards, best first."""
+def show_sources(
+    hits: tuple[Hit, ...],
+    terms: tuple[str, ...],
+    cited: tuple[str, ...],
+    similar: tuple[str, StreamlitPage | None] | None = None,
+) -> None:
+    """Numbered source cards, best first.
+
+    ``similar`` = ``(key, search page)`` adds a "Similar articles" button to each card that
+    opens the Search page in similar mode (``None`` as the page: this is the Search page).
+    """
     for number, hit in enumerate(hits, start=1):
         with st.container(border=True):
             html(display.source_html(number, hit, terms, hit.pmid in cited))
+            if similar is not None:
+                key, page = similar
+                if st.button(
+                    "Similar articles",
+                    key=f"similar-{key}-{number}-{hit.pmid}",
+                    icon=":material/hub:",
+                    help=f"Articles like PMID {hit.pmid}",
+                ):
+                    show_similar_of(hit.pmid, page)
 
 
 def show_evidence(evidence: tuple[Evidence, ...], hits: tuple[Hit, ...]) -> None:

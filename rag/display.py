@@ -62,6 +62,24 @@ def badge(text: str, background: str = "rgba(128,128,128,0.2)") -> str:
 
 RETRACTED_BADGE = badge("RETRACTED", "rgba(220,38,38,0.85);color:white;font-weight:600")
 CITED_BADGE = badge("cited", "rgba(37,99,235,0.25)")
+_EVIDENCE_BG = "rgba(22,163,74,0.25)"
+_UNKNOWN_BG = "rgba(128,128,128,0.12)"
+
+
+def evidence_badges(hit: Hit) -> str:
+    """The study design and population badges; the cites-retracted warning first."""
+    parts = []
+    if hit.cites_retracted:
+        pmids = ", ".join(hit.cites_retracted)
+        parts.append(badge(f"CITES RETRACTED PMID {pmids}", "rgba(234,88,12,0.85);color:white"))
+    design = hit.evidence_label
+    parts.append(
+        f'<span class="pubmed-rag-evidence-level" data-level="{escape(hit.evidence)}">'
+        + badge(design or "design unknown", _EVIDENCE_BG if design else _UNKNOWN_BG)
+        + "</span>"
+    )
+    parts.extend(badge(name.replace("-", " ")) for name in hit.population)
+    return "".join(parts)
 
 
 def query_terms(query: str) -> tuple[str, ...]:
@@ -135,7 +153,7 @@ def source_html(
         )
         if part
     )
-    kinds = "".join(badge(kind) for kind in hit.pubtypes)
+    kinds = evidence_badges(hit) + "".join(badge(kind) for kind in hit.pubtypes)
     passage = hit.passage
     if passage_chars and len(passage) > passage_chars:
         passage = passage[:passage_chars].rsplit(" ", 1)[0] + " …"

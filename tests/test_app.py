@@ -525,3 +525,87 @@ def test_a_newly_published_version_is_served_without_restart(
     no_errors(at)
     assert "v000002" in at.session_state["last_search"].index_version
     assert not any(f'data-pmid="{HOSTILE_PMID}"' in card for card in source_cards(at))
+
+
+# -- Study designs and similar articles --------------------------------------------------------
+
+
+def test_every_source_shows_its_design_and_the_design_filter_narrows(
+    sample_env: SampleIndex,
+) -> None:
+    from indexing.evidence_level import article_evidence
+
+    at = search(open_app("search"), "cancer risk in patients")
+    cards = source_cards(at)
+    assert cards and all('class="pubmed-rag-evidence-level"' in card for card in cards)
+
+    at.multiselect(key="f_evidence").set_value(["review", "meta-analysis"])
+    at.run()
+
+    no_errors(at)
+    hits = at.session_state["last_search"].hits
+    assert hits and {hit.evidence for hit in hits} <= {"review", "meta-analysis"}
+    for hit in hits:
+        assert article_evidence(sample_env.articles[hit.pmid])[0].id == hit.evidence
+    levels = ('data-level="review"', 'data-level="meta&#45;analysis"')  # attributes escaped
+    assert all(any(level in card for level in levels) for card in source_cards(at))
+
+
+def test_rank_stronger_designs_higher_is_off_by_default_and_reorders_when_on(
+    sample_env: SampleIndex,
+) -> None:
+    at = search(open_app("search"), "cancer risk in patients")
+    assert at.toggle(key="f_rank_evidence").value is False
+    plain = [(hit.pmid, hit.score) for hit in at.session_state["last_search"].hits]
+
+    at.toggle(key="f_rank_evidence").set_value(True)
+    at.run()
+
+    no_errors(at)
+    boosted = [(hit.pmid, hit.score) for hit in at.session_state["last_search"].hits]
+    assert boosted != plain
+
+
+def similar_buttons(at: AppTest) -> list:
+    return [button for button in at.button if button.label == "Similar articles"]
+
+
+def test_similar_articles_button_switches_search_to_similar_mode_and_back(
+    sample_env: SampleIndex,
+) -> None:
+    at = search(open_app("search"), "proton pump inhibitor safety")
+    first = at.session_state["last_search"].hits[0].pmid
+    buttons = similar_buttons(at)
+    assert len(buttons) == len(source_cards(at))
+
+    buttons[0].click()
+    at.run()
+
+    no_errors(at)
+    result = at.session_state["last_search"]
+    assert at.session_state["similar_pmid"] == first
+    assert f"Similar to PMID {first}" in texts(at)
+    pmids = [hit.pmid for hit in result.hits]
+    assert pmids and first not in pmids
+    assert [c.split('data-pmid="')[1].split('"')[0] for c in source_cards(at)] == pmids
+
+    next(button for button in at.button if button.label == "Back to search").click()
+    at.run()
+
+    no_errors(at)
+    assert "similar_pmid" not in at.session_state
+    assert at.session_state["last_search"].hits[0].pmid == first
+
+
+def test_similar_articles_from_an_answer_open_the_search_page(sample_env: SampleIndex) -> None:
+    at = ask(open_app(), QUESTION)
+    buttons = similar_buttons(at)
+    assert buttons
+
+    buttons[0].click()
+    at.run()
+
+    no_errors(at)
+    assert at.session_state["similar_pmid"] == RETRACTED_PMID
+    assert f"Similar to PMID {RETRACTED_PMID}" in texts(at)
+    assert RETRACTED_PMID not in [hit.pmid for hit in at.session_state["last_search"].hits]

@@ -155,3 +155,22 @@ def test_year_counts_fill_the_gaps() -> None:
 
     assert year_counts(hits) == {2019: 1, 2020: 0, 2021: 0, 2022: 2}
     assert year_counts([OTHER]) == {}
+
+
+def test_source_card_shows_design_population_and_a_retracted_citation() -> None:
+    hit = replace(
+        HIT, evidence="rct", population=("humans", "in-vitro"), cites_retracted=("26432142",)
+    )
+
+    card = source_html(1, hit)
+
+    assert 'data-level="rct"' in card
+    assert "randomized controlled trial" in card and "in vitro" in card
+    assert "CITES RETRACTED PMID 26432142" in card
+    assert set(tags(card)) <= {"div", "b", "br", "a", "i", "mark", "span"}
+
+
+def test_source_card_of_an_older_index_says_design_unknown() -> None:
+    card = source_html(1, replace(HIT, evidence="", population=()))
+
+    assert "design unknown" in card and "CITES RETRACTED" not in card
