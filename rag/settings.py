@@ -82,7 +82,7 @@ class RagSettings(BaseSettings):
     )
     evidence_boost: bool = Field(
         False,
-        description="Rank stronger study designs higher by default (app checkbox, CLI --rank-by-evidence): adds up to 0.05 to a hit's score, meta-analysis most, other/unclassified nothing.",
+        description="Rank stronger study designs higher by default (the app's toggle, CLI --rank-by-evidence): adds up to 0.05 to a hit's score, meta-analysis most, other/unclassified nothing.",
     )
     generator_wait_s: float = Field(
         120.0,
