@@ -340,7 +340,7 @@ class PgStore(VersionStore):
         with self.db("trimming the run history") as conn:
             if not self._schema_exists(conn):
                 return 0
-            (dropped,) = conn.execute(
+            row = conn.execute(
                 sql.SQL(
                     "WITH runs AS ("
                     " SELECT report->>'run_id' AS run_id, max(id) AS last, max(recorded_at) AS at"
@@ -354,7 +354,7 @@ class PgStore(VersionStore):
                 ).format(h=self.ident("history")),
                 {"days": max_days, "runs": max_runs},
             ).fetchone()
-        return int(dropped)
+        return int(row[0]) if row else 0
 
     # -- locks -----------------------------------------------------------------------------------
 
