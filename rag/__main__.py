@@ -6,9 +6,11 @@ shows it): :func:`indexing.errors.guarded`, shared by every command line. Other 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,7 +18,8 @@ import click
 
 from evaluation.cli import eval_group
 from indexing.errors import guarded
-from rag.search import Filters, Hit
+from rag.resident import search_payload, source_dict
+from rag.search import Filters
 
 EXAMPLES = """
 \b
@@ -77,18 +80,26 @@ def _service(ctx: click.Context) -> Any:
         raise click.UsageError(f"invalid setting {where}: {first['msg']}") from None
 
 
-def _source_line(number: int, hit: Hit) -> str:
-    year = f" ({hit.year})" if hit.year else ""
-    journal = f" {hit.journal}." if hit.journal else ""
-    flag = " [RETRACTED]" if hit.retracted else ""
-    return f"[{number}] {hit.title}{year}{journal}{flag}\n    {hit.url}"
+def _source_line(number: int, source: dict[str, Any]) -> str:
+    year = f" ({source['year']})" if source.get("year") else ""
+    journal = f" {source['journal']}." if source.get("journal") else ""
+    flag = " [RETRACTED]" if source.get("retracted") else ""
+    return f"[{number}] {source['title']}{year}{journal}{flag}\n    {source['url']}"
 
 
-def _search_source(hit: Hit) -> dict[str, Any]:
-    data = hit.to_dict()
-    keys = ("pmid", "title", "year", "score", "journal", "pubtypes", "passage", "url")
-    extra = ("authors", "doi", "mesh", "retracted", "dense_score", "bm25_score", "passage_id")
-    return {key: data[key] for key in keys + extra}
+def _resident_search(query: str, filters: Filters, limit: int | None) -> dict[str, Any] | None:
+    """The resident service's answer, or ``None`` (none runs, or with other settings)."""
+    from pydantic import ValidationError
+
+    from indexing.settings import Settings
+    from rag.resident import remote_search
+    from rag.settings import RagSettings
+
+    try:
+        settings, rag = Settings(), RagSettings()
+    except ValidationError:
+        return None  # reported by the in-process path
+    return remote_search(settings, rag, query, filters, limit)
 
 
 @click.group(epilog=EXAMPLES)
@@ -111,31 +122,42 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @filter_options
 @click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
+@click.option(
+    "--resident/--no-resident",
+    default=True,
+    help="Ask the `rag serve` service of this data folder when one runs (default).",
+)
 @click.pass_context
 def search(
-    ctx: click.Context, query: str, limit: int | None, as_json: bool, **options: Any
+    ctx: click.Context,
+    query: str,
+    limit: int | None,
+    as_json: bool,
+    resident: bool,
+    **options: Any,
 ) -> None:
-    """Hybrid (BM25 + dense) search; one line per article, best first."""
+    """Hybrid (BM25 + dense) search; one line per article, best first.
+
+    With a `python -m rag serve` running for the same data folder and settings, the search
+    runs there (about a second instead of loading the models); otherwise here.
+    """
 
     def body() -> None:
-        service = _service(ctx)
-        result = service.search(query, make_filters(options), limit)
-        for notice in result.notices:
+        payload = _resident_search(query, make_filters(options), limit) if resident else None
+        if payload is None:
+            result = _service(ctx).search(query, make_filters(options), limit)
+            payload = search_payload(result)
+        for notice in payload.pop("notices"):
             click.echo(f"note: {notice}", err=True)
         if as_json:
-            payload = {
-                "query": result.query,
-                "index_version": result.index_version,
-                "elapsed_ms": round(result.elapsed_ms, 1),
-                "sources": [_search_source(hit) for hit in result.hits],
-            }
             click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
             return
-        if not result.hits:
+        if not payload["sources"]:
             click.echo("no articles match (check the filters)")
-        for number, hit in enumerate(result.hits, start=1):
-            click.echo(f"{_source_line(number, hit)}\n    score {hit.score:.3f}")
-        click.echo(f"({len(result.hits)} articles, {result.elapsed_ms:.0f} ms)", err=True)
+        for number, source in enumerate(payload["sources"], start=1):
+            click.echo(f"{_source_line(number, source)}\n    score {source['score']:.3f}")
+        count, elapsed = len(payload["sources"]), payload["elapsed_ms"]
+        click.echo(f"({count} articles, {elapsed:.0f} ms)", err=True)
 
     guarded(body, ctx.obj["debug"])
 
@@ -165,7 +187,7 @@ def _echo_answer(answer: Any) -> None:
     cited = set(answer.citations)
     for number, hit in enumerate(answer.sources, start=1):
         mark = "*" if hit.pmid in cited else " "
-        click.echo(f"{mark}{_source_line(number, hit)}")
+        click.echo(f"{mark}{_source_line(number, hit.to_dict())}")
     timings = answer.timings
     speed = f", {timings.tokens_per_s:.1f} tok/s" if timings.tokens_per_s else ""
     evidence = f"evidence {timings.evidence_ms:.0f} ms, " if timings.evidence_ms is not None else ""
@@ -215,7 +237,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
                 if not as_json:
                     click.echo("")
                     for number, hit in enumerate(event.sources, start=1):
-                        click.echo(_source_line(number, hit))
+                        click.echo(_source_line(number, source_dict(hit.to_dict())))
                 raise event.error
             elif isinstance(event, Answer):
                 answer = event
@@ -224,6 +246,39 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
             click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         else:
             _echo_answer(answer)
+
+    guarded(body, ctx.obj["debug"])
+
+
+@cli.command(
+    epilog="""
+\b
+Examples:
+  python -m rag serve &                        # then:
+  python -m rag search "statins myopathy"      # answered by the service
+"""
+)
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Keep the index and its encoder loaded and answer `rag search` at once (Ctrl-C stops)."""
+
+    def body() -> None:
+        import signal
+
+        from rag.resident import serving, warm_up
+
+        service = _service(ctx)
+        problem = warm_up(service)
+        if problem:
+            click.echo(f"note: {problem}", err=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def ready(path: Any) -> None:
+            click.echo(f"answering searches on {path} (Ctrl-C stops)", err=True)
+
+        with serving(service, ready), contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
 
     guarded(body, ctx.obj["debug"])
 
