@@ -185,11 +185,16 @@ def add_watch(
 ) -> Watch:
     """Save ``watch``, with a first check as its baseline when the index can be searched.
 
+    A watch of the same kind, text and filters is not saved twice: that one is returned.
+
     Raises:
         WatchFileError: the watches file is damaged (nothing is written).
         SearchError: the text is empty.
     """
     prepare_query(watch.text)
+    existing = store.load(path).same_as(watch)
+    if existing is not None:
+        return existing
     if service is not None:
         try:
             index = service.published()
@@ -199,8 +204,10 @@ def add_watch(
             check = compare(watch, *search_watch(service, index, watch, top_n), top_n, utcnow())
             watch = record(watch, check, history)
 
-    def append(content: Watches) -> None:
-        content.watches.append(watch)
+    def append(content: Watches) -> Watch:
+        saved = content.same_as(watch)  # saved meanwhile (a double click)
+        if saved is None:
+            content.watches.append(watch)
+        return saved or watch
 
-    store.change(path, append)
-    return watch
+    return store.change(path, append)

@@ -201,6 +201,11 @@ class Watches:
             f"no saved search or question with id {watch_id!r}; `python -m rag watch list` shows them"
         )
 
+    def same_as(self, watch: Watch) -> Watch | None:
+        """The saved watch with the kind, text and filters of ``watch``, if any."""
+        key = (watch.kind, watch.text, watch.filters)
+        return next((old for old in self.watches if (old.kind, old.text, old.filters) == key), None)
+
     def replace(self, watch: Watch) -> None:
         """Put ``watch`` where the entry with its id is (dropped if that one was removed)."""
         self.watches = [watch if old.id == watch.id else old for old in self.watches]
