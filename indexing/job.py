@@ -16,6 +16,10 @@ stay where they were, which only widens the next window.
 ``.md5`` files. ``schedule`` runs updates on a cron expression in the foreground; SIGTERM or
 SIGINT abandons a run in progress (nothing is published) and exits 0. The two commands live in
 :mod:`indexing.__main__` with the others; this module holds the runs.
+
+An update that published a new version then runs :mod:`indexing.hooks` (the saved searches
+and questions are re-run), after the writer lock is released and the run is recorded; a hook
+that fails is logged and changes nothing of the run.
 """
 
 from __future__ import annotations

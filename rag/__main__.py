@@ -241,19 +241,6 @@ Examples:
 """
 
 
-def _rag_settings() -> Any:
-    from pydantic import ValidationError
-
-    from rag.settings import RagSettings
-
-    try:
-        return RagSettings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise click.UsageError(f"invalid setting {where}: {first['msg']}") from None
-
-
 def _watches_path() -> Any:
     from indexing.settings import get_settings
 

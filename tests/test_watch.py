@@ -30,6 +30,7 @@ from rag.watch.check import record
 from rag.watch.feed import ATOM
 from rag.watch.store import Check, Item, Watch, WatchFileError
 from testkit.eutils_server import EutilsServer
+from tests.fixtures_pg import BOTH
 from tests.test_job import (
     BASE_SIZE,
     TODAY,
@@ -187,6 +188,7 @@ def top5(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBMED_RAG_WATCH_TOP_N", "5")
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 def test_update_reports_new_matching_records_through_the_watch_run_process(
     settings: Settings,
     server: EutilsServer,
