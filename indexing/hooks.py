@@ -43,6 +43,7 @@ def run_watches(settings: Settings, report: RunReport) -> None:
     env["PUBMED_RAG_DATA_DIR"] = str(settings.data_dir)
     env["PUBMED_RAG_OFFLINE"] = "1" if settings.offline else "0"
     env["PUBMED_RAG_DATABASE_SCHEMA"] = settings.database_schema
+    env.pop("PUBMED_RAG_DATABASE_URL", None)
     if settings.database_url is not None:
         env["PUBMED_RAG_DATABASE_URL"] = settings.database_url.get_secret_value()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
