@@ -292,6 +292,7 @@ def watch_add(ctx: click.Context, text: str, question: bool, **options: Any) -> 
 def watch_list(ctx: click.Context, as_json: bool) -> None:
     """The saved searches and questions, and what their last check found new."""
     from rag.watch.store import load
+    from rag.watch.text import watch_json, watch_lines
 
     def body() -> None:
         saved = load(_watches_path())
@@ -299,7 +300,7 @@ def watch_list(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"note: {len(saved.damaged)} damaged entry(ies) kept as they are", err=True)
         if as_json:
             payload = {
-                "watches": [_watch_json(entry) for entry in saved.watches],
+                "watches": [watch_json(entry) for entry in saved.watches],
                 "damaged": len(saved.damaged),
             }
             click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
@@ -307,42 +308,9 @@ def watch_list(ctx: click.Context, as_json: bool) -> None:
         if not saved.watches:
             click.echo('nothing saved yet: python -m rag watch add "TERMS" [--ask]')
         for entry in saved.watches:
-            _echo_watch(entry)
+            click.echo("\n".join(watch_lines(entry)))
 
     guarded(body, ctx.obj["debug"])
-
-
-def _watch_json(entry: Any) -> dict[str, Any]:
-    data = entry.to_dict()
-    data.pop("seen")
-    latest = entry.latest
-    data["last_check"] = latest.to_dict() if latest is not None else None
-    return data
-
-
-def _echo_watch(entry: Any) -> None:
-    filters = ", ".join(f"{key}={value}" for key, value in entry.filters.items())
-    click.echo(f"{entry.id}  {entry.kind:<8} {entry.text}" + (f"  [{filters}]" if filters else ""))
-    check = entry.latest
-    if check is None:
-        click.echo("    not checked yet")
-        return
-    where = f"    checked {check.checked_at} at index {check.index_version}"
-    if check.error:
-        click.echo(f"{where}: failed: {check.error}")
-        return
-    if check.baseline or not check.changed:
-        click.echo(f"{where}: {'baseline' if check.baseline else 'nothing new'}")
-        return
-    click.echo(f"{where}:")
-    for label, items in (
-        ("new", check.new),
-        ("retracted", check.newly_retracted),
-        ("now cited", check.cited_added),
-        ("no longer cited", check.cited_removed),
-    ):
-        for item in items:
-            click.echo(f"    {label}: {item.title or '(no title)'}  {item.url}")
 
 
 @watch.command("remove", epilog=WATCH_EXAMPLES)
@@ -375,6 +343,7 @@ def watch_run(ctx: click.Context, quiet: bool) -> None:
     from rag.watch.check import run_watches
     from rag.watch.feed import write_feed
     from rag.watch.store import load
+    from rag.watch.text import watch_lines
 
     def body() -> Any:
         service = _service(ctx)
@@ -388,7 +357,7 @@ def watch_run(ctx: click.Context, quiet: bool) -> None:
             click.echo(f"watch {entry.id} failed: {check.error}", err=True)
         if not quiet:
             for entry, _ in summary.changed:
-                _echo_watch(entry)
+                click.echo("\n".join(watch_lines(entry)))
             click.echo(summary.summary(), err=True)
         return summary
 

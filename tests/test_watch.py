@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from indexing import hooks
 from indexing.history import RunReport
-from indexing.job import update_queries
+from indexing.job import update_from_xml, update_queries
 from indexing.settings import Settings
 from rag.__main__ import cli
 from rag.search import Filters
@@ -41,6 +41,7 @@ from tests.test_job import (
     serve_new,
     server,
     settings,
+    update_file,
 )
 
 __all__ = ["base_index", "base_indexes", "ordered", "server", "settings"]
@@ -254,6 +255,28 @@ def test_a_retraction_and_a_questions_cited_set_are_reported(
     version, _ = published(settings)
     assert f"urn:pubmed-rag:watch:{search['id']}:{version}:retracted:{target}" in ids
     assert root.find("atom:updated", ATOM_NS) is not None
+
+
+def test_update_files_trigger_the_checks_too(
+    settings: Settings,
+    metapub_records: dict[str, bytes],
+    ordered: list[str],
+    top5: None,
+    checks_in_process: None,
+    tmp_path: Path,
+) -> None:
+    [new] = with_abstracts(metapub_records, ordered[BASE_SIZE:])[:1]
+    assert run("watch", "add", title_of(metapub_records[new]))[0] == 0
+    files = tmp_path / "updatefiles"
+    files.mkdir()
+    path = update_file(files / "pubmed99n0001.xml.gz", [metapub_records[new]])
+
+    report = update_from_xml([path], settings)
+
+    assert (report.status, report.added) == ("ok", 1)
+    last = listed()[0]["last_check"]
+    assert last["index_version"] == report.index_version
+    assert new in [item["pmid"] for item in last["new"]]
 
 
 def test_a_failing_watch_or_hook_never_fails_the_update(
