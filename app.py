@@ -1,4 +1,4 @@
-"""The web app: ask the indexed literature, search it, export references, manage the library.
+"""The web app: ask the literature, search it, export references, the library, what's new.
 
 Run it with ``make run`` (or ``streamlit run app.py``). This file is the navigation and the
 shared service only; each page is a module of :mod:`app_pages` that reads its widgets, makes
@@ -13,7 +13,7 @@ from functools import partial
 import streamlit as st
 from pydantic import ValidationError
 
-from app_pages import ask, export, library, search
+from app_pages import ask, export, library, search, whats_new
 from app_pages.context import Context
 from app_pages.widgets import offline_notice, sidebar_status
 from indexing.settings import Settings
@@ -26,6 +26,7 @@ PAGES = (
     ("search", search.page, "Search", ":material/search:"),
     ("export", export.page, "Export", ":material/download:"),
     ("library", library.page, "Library", ":material/library_books:"),
+    ("whats_new", whats_new.page, "What's new", ":material/new_releases:"),
 )
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from app_pages.answer import AskOutcome, answer_caption, keep_answer, last_answer, show_outcome
 from app_pages.context import Context
+from app_pages.watch_button import watch_button
 from app_pages.widgets import (
     no_index_guidance,
     search_error,
@@ -46,6 +47,7 @@ def page(ctx: Context) -> None:
     outcome = last_answer()
     if outcome is not None:
         show_outcome(outcome)
+        watch_button(ctx, "question", outcome.question, filters)
 
 
 def stream_answer(ctx: Context, question: str, filters: Filters) -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -279,6 +280,159 @@ def serve(ctx: click.Context) -> None:
 
         with serving(service, ready), contextlib.suppress(KeyboardInterrupt):
             stop.wait()
+
+    guarded(body, ctx.obj["debug"])
+
+
+WATCH_EXAMPLES = """
+\b
+Examples:
+  python -m rag watch add "statin myopathy" --year-from 2018
+  python -m rag watch add "Do proton pump inhibitors raise the risk of dementia?" --ask
+  python -m rag watch list --json
+  python -m rag watch run
+  python -m rag watch feed ~/feeds/pubmed-rag.xml
+  python -m rag watch remove 3f9c2a1b
+"""
+
+
+def _watches_path() -> Any:
+    from indexing.settings import get_settings
+
+    return get_settings().watches_path
+
+
+@cli.group(epilog=WATCH_EXAMPLES)
+def watch() -> None:
+    """Living searches: saved searches and questions, re-run after every update."""
+
+
+@watch.command("add", epilog=WATCH_EXAMPLES)
+@click.argument("text")
+@click.option(
+    "--ask", "question", is_flag=True, help="Save it as a question (tracks its cited set)."
+)
+@filter_options
+@click.pass_context
+def watch_add(ctx: click.Context, text: str, question: bool, **options: Any) -> None:
+    """Save a search (or with --ask a question) to re-run after every update."""
+    from indexing.clock import utcnow
+    from rag.watch.check import add_watch
+    from rag.watch.store import Watch, filters_dict, new_id
+
+    def body() -> None:
+        service = _service(ctx)
+        kind = "question" if question else "search"
+        saved = Watch(new_id(), kind, text.strip(), filters_dict(make_filters(options)), utcnow())
+        saved = add_watch(
+            service,
+            service.settings.watches_path,
+            saved,
+            top_n=service.rag.watch_top_n,
+            history=service.rag.watch_history,
+        )
+        click.echo(f"saved {kind} {saved.id}: {saved.text}")
+        if saved.last is not None:
+            click.echo(
+                f"baseline: {len(saved.last.top)} articles at index {saved.last.index_version}",
+                err=True,
+            )
+
+    guarded(body, ctx.obj["debug"])
+
+
+@watch.command("list", epilog=WATCH_EXAMPLES)
+@click.option("--json", "as_json", is_flag=True, help="Print {'watches': [...]} as JSON.")
+@click.pass_context
+def watch_list(ctx: click.Context, as_json: bool) -> None:
+    """The saved searches and questions, and what their last check found new."""
+    from rag.watch.store import load
+    from rag.watch.text import watch_json, watch_lines
+
+    def body() -> None:
+        saved = load(_watches_path())
+        if saved.damaged:
+            click.echo(f"note: {len(saved.damaged)} damaged entry(ies) kept as they are", err=True)
+        if as_json:
+            payload = {
+                "watches": [watch_json(entry) for entry in saved.watches],
+                "damaged": len(saved.damaged),
+            }
+            click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+            return
+        if not saved.watches:
+            click.echo('nothing saved yet: python -m rag watch add "TERMS" [--ask]')
+        for entry in saved.watches:
+            click.echo("\n".join(watch_lines(entry)))
+
+    guarded(body, ctx.obj["debug"])
+
+
+@watch.command("remove", epilog=WATCH_EXAMPLES)
+@click.argument("watch_id")
+@click.pass_context
+def watch_remove(ctx: click.Context, watch_id: str) -> None:
+    """Forget a saved search or question (its id is in `watch list`)."""
+    from rag.watch.store import Watches, change
+
+    def body() -> None:
+        def drop(content: Watches) -> str:
+            gone = content.find(watch_id)
+            content.watches.remove(gone)
+            return gone.text
+
+        text = change(_watches_path(), drop)
+        click.echo(f"removed {watch_id}: {text}")
+
+    guarded(body, ctx.obj["debug"])
+
+
+@watch.command("run", epilog=WATCH_EXAMPLES)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed.")
+@click.pass_context
+def watch_run(ctx: click.Context, quiet: bool) -> None:
+    """Re-run every saved search and question now against the published index.
+
+    The update job runs this after every publish. Exit code 1 when a watch failed.
+    """
+    from rag.watch.check import run_watches
+    from rag.watch.feed import write_feed
+    from rag.watch.store import load
+    from rag.watch.text import watch_lines
+
+    def body() -> Any:
+        service = _service(ctx)
+        path = service.settings.watches_path
+        summary = run_watches(
+            service, path, top_n=service.rag.watch_top_n, history=service.rag.watch_history
+        )
+        if service.rag.watch_feed is not None:
+            write_feed(service.rag.watch_feed, load(path).watches, path)
+        for entry, check in summary.failed:
+            click.echo(f"watch {entry.id} failed: {check.error}", err=True)
+        if not quiet:
+            for entry, _ in summary.changed:
+                click.echo("\n".join(watch_lines(entry)))
+            click.echo(summary.summary(), err=True)
+        return summary
+
+    summary = guarded(body, ctx.obj["debug"])
+    if summary.failed:
+        ctx.exit(1)
+
+
+@watch.command("feed", epilog=WATCH_EXAMPLES)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def watch_feed(ctx: click.Context, path: Path) -> None:
+    """Write what the saved searches found new as an Atom feed file (PATH)."""
+    from rag.watch.feed import write_feed
+    from rag.watch.store import load
+
+    def body() -> None:
+        source = _watches_path()
+        count = write_feed(path, load(source).watches, source)
+        click.echo(f"wrote {count} entries to {path}")
 
     guarded(body, ctx.obj["debug"])
 

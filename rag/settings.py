@@ -7,6 +7,7 @@ must also be listed in the README's settings table.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,6 +140,23 @@ class RagSettings(BaseSettings):
     passage_template: str = Field(
         prompts.PASSAGE_TEMPLATE,
         description="How each passage is shown to the generator; needs {pmid} and {passage}, may use {title}, {year}, {journal}.",
+    )
+
+    watch_top_n: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="Top results of a saved search or question compared at each check (new PMIDs, retractions).",
+    )
+    watch_history: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Checks kept per saved search or question (older ones are dropped).",
+    )
+    watch_feed: Path | None = Field(
+        None,
+        description="Atom feed file that every `rag watch run` (also the one after an update) rewrites; unset = none (`rag watch feed PATH` writes one on demand).",
     )
 
     @field_validator("llm")
