@@ -8,6 +8,8 @@ abstract or a model is escaped by :mod:`rag.display` before it is shown.
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import partial
 
 import streamlit as st
@@ -37,7 +39,27 @@ def _shared_service(key: str, _settings: Settings, _rag: RagSettings) -> AnswerS
     The reader inside switches to a newly published index version on the next search, so
     the app never needs a restart after an update.
     """
-    return AnswerService(_settings, _rag)
+    service = AnswerService(_settings, _rag)
+    threading.Thread(target=_warm_up, args=(service,), name="warm-up", daemon=True).start()
+    return service
+
+
+def _warm_up(service: AnswerService) -> None:
+    """Load the index, the encoder and the generator while the first page renders.
+
+    So that the first question after a start does not wait for them; a failure here is only
+    logged: the same error reaches the user, in context, when they ask.
+    """
+    from rag.resident import warm_up
+
+    problem = warm_up(service)
+    if problem is None:
+        try:
+            service.load_generator()
+        except Exception as exc:
+            problem = str(exc)
+    if problem:
+        logging.getLogger(__name__).info("warm-up incomplete: %s", problem)
 
 
 def load_context() -> Context:
