@@ -211,7 +211,7 @@ class AnswerBundle(_Record):
     index: IndexRecord
     embedder: ModelRecord
     generator: ModelRecord
-    settings: dict[SettingName, str | bool | int | float | None] = Field(max_length=200)
+    settings: dict[SettingName, Text | bool | int | float | None] = Field(max_length=200)
     abstained: bool
     answer: Text
     citations: list[Pmid] = Field(default_factory=list, max_length=1000)

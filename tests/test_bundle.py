@@ -212,6 +212,7 @@ def _tamper(path: Path, change) -> Path:
         (lambda d: d["sentences"][0].update(support="trust me"), "sentences.0.support"),
         (lambda d: d.update(question="x" * 200_000), "question"),
         (lambda d: d["settings"].update({"\x1b[2Jkey": 1}), "settings.?[2Jkey"),
+        (lambda d: d["settings"].update(system_prompt="x" * 200_000), "settings.system_prompt"),
         (lambda d: d["settings"].update(top_k=500), "top_k"),
         (lambda d: d["settings"].update(encoder_precision="int3"), "encoder_precision"),
         (lambda d: d["filters"].update(year_from=2024, year_to=2000), "year range is empty"),
