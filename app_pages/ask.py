@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.answer import AskOutcome, answer_caption, keep_answer, last_answer, show_outcome
+from app_pages.answer import (
+    AskOutcome,
+    answer_bundle,
+    answer_caption,
+    keep_answer,
+    last_answer,
+    show_outcome,
+)
 from app_pages.context import Context
 from app_pages.watch_button import watch_button
 from app_pages.widgets import (
@@ -106,6 +113,7 @@ def stream_answer(ctx: Context, question: str, filters: Filters) -> None:
                 caption=answer_caption(event),
                 evidence=event.evidence,
                 sentences=event.sentences,
+                bundle=answer_bundle(event, filters, ctx.service),
             )
     keep_answer(outcome)
     st.rerun()  # draw the finished answer from the session, as every later rerun does

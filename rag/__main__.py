@@ -215,8 +215,15 @@ def _echo_checked(answer: Any) -> None:
 @click.argument("question")
 @filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the answer as a bundle: JSON at PATH, Markdown beside it (.md).",
+)
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> None:
+def ask(
+    ctx: click.Context, question: str, as_json: bool, bundle: Path | None, **options: Any
+) -> None:
     """Answer a question from the indexed abstracts, citing PMIDs; streams to the terminal."""
     from rag.service import Answer, Failed, KeyEvidence, Queued, Sources, Token
 
@@ -243,6 +250,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, **options: Any) -> Non
             elif isinstance(event, Answer):
                 answer = event
         assert answer is not None
+        if bundle is not None:
+            _save_bundle(answer, make_filters(options), service, bundle)
         if as_json:
             click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         else:
@@ -435,6 +444,49 @@ def watch_feed(ctx: click.Context, path: Path) -> None:
         click.echo(f"wrote {count} entries to {path}")
 
     guarded(body, ctx.obj["debug"])
+
+
+def _save_bundle(answer: Any, filters: Filters, service: Any, path: Path) -> None:
+    from rag.bundle import build_bundle, save_bundle
+
+    written = save_bundle(build_bundle(answer, filters, service), path)
+    click.echo(f"bundle saved: {written[0]} (Markdown: {written[1]})", err=True)
+
+
+REPLAY_EXAMPLES = """
+\b
+Exit codes: 0 the replay is identical, 1 something differs, 2 error (bad bundle, no index).
+\b
+Examples:
+  python -m rag ask "Are statins linked to myopathy?" --bundle statins.json
+  python -m rag replay statins.json
+  python -m rag replay statins.json --json
+"""
+
+
+@cli.command(epilog=REPLAY_EXAMPLES)
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+def replay(ctx: click.Context, bundle: Path, as_json: bool) -> None:
+    """Ask a saved bundle's question again (its filters and settings) and report what differs.
+
+    Compared: index version, models and their hashes, settings, sources (added, removed,
+    reordered, rescored), key evidence, answer sentences, citations and support labels.
+    """
+    from rag.bundle import load_bundle, replay_bundle
+    from rag.bundle_diff import diff_bundles, render_diff
+
+    def body() -> bool:
+        saved = load_bundle(bundle)
+        diff = diff_bundles(saved, replay_bundle(saved))
+        if as_json:
+            click.echo(json.dumps(diff.to_dict(), indent=2))  # ASCII: no terminal escapes
+        else:
+            click.echo(render_diff(diff), nl=False)
+        return diff.identical
+
+    ctx.exit(0 if guarded(body, ctx.obj["debug"]) else 1)
 
 
 cli.add_command(eval_group)

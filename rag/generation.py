@@ -280,6 +280,20 @@ def generator_name(rag: RagSettings, settings: Settings) -> str:
     return OFFLINE_LLM_NAME if settings.offline else rag.llm
 
 
+def generator_file(rag: RagSettings, settings: Settings) -> Path | None:
+    """The GGUF the generator loads, if it is on disk (never downloads); None for a scheme."""
+    if _scheme(rag.llm) is not None:
+        return None
+    if settings.offline:
+        return offline_llm_path()
+    local = Path(rag.llm).expanduser()
+    if local.is_file():
+        return local
+    parts = rag.llm.split("/")
+    target = settings.models_dir.joinpath(*parts) if len(parts) >= 3 else None
+    return target if target is not None and target.is_file() else None
+
+
 def load_generator(rag: RagSettings, settings: Settings) -> Generator:
     """The generator ``rag.llm`` names, honouring offline mode; downloads on first use.
 

@@ -29,6 +29,10 @@ CALIBRATED_THRESHOLDS: dict[str, float] = {
     "offline:sentence-transformers/all-MiniLM-L6-v2": 0.40,
 }
 FALLBACK_THRESHOLD = 0.40
+# Settings that cannot change an answer: where llama.cpp runs, how long a question waits for
+# the generator, and the cap on the candidate pool (a search stopped there says so). Answer
+# bundles and the PubMedQA answers file record every other setting.
+NOT_SHAPING_ANSWERS = frozenset({"gpu_layers", "llm_threads", "generator_wait_s", "max_candidates"})
 
 
 class RagSettings(BaseSettings):
@@ -199,6 +203,11 @@ class RagSettings(BaseSettings):
         if self.abstain_threshold is not None:
             return self.abstain_threshold
         return CALIBRATED_THRESHOLDS.get(embeddings_model, FALLBACK_THRESHOLD)
+
+
+def answer_shaping(rag: RagSettings) -> dict[str, object]:
+    """The settings that shape ranking and generation, JSON-ready (all but :data:`NOT_SHAPING_ANSWERS`)."""
+    return rag.model_dump(mode="json", exclude=set(NOT_SHAPING_ANSWERS))
 
 
 @lru_cache(maxsize=1)

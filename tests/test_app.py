@@ -8,9 +8,11 @@ and a real local E-utilities server for the Library's ingest form. The browser t
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,8 +153,25 @@ def test_answer_cites_linked_sources_with_metadata_badges_and_highlights(
         "BibTeX",
         "CSV",
         "Answer (Markdown)",
+        "Save answer bundle",
+        "Answer bundle (zip: JSON + Markdown)",
     ]
     assert "model scripted" in texts(at)
+
+
+def test_answer_can_be_saved_as_a_bundle_that_replays(sample_env: SampleIndex) -> None:
+    from rag.bundle import AnswerBundle, bundle_zip
+
+    at = ask(open_app(), QUESTION)
+
+    no_errors(at)
+    bundle = AnswerBundle.model_validate_json(at.session_state["last_answer"]["bundle"])
+    assert bundle.question == QUESTION and bundle.generator.name == "scripted"
+    assert bundle.sources[0].pmid == RETRACTED_PMID
+    assert bundle.sentences and bundle.index.version == "v000001"
+    with zipfile.ZipFile(io.BytesIO(bundle_zip(bundle, "b"))) as archive:
+        assert sorted(archive.namelist()) == ["b.json", "b.md"]
+        assert AnswerBundle.model_validate_json(archive.read("b.json")) == bundle
 
 
 def test_answer_stays_on_screen_across_reruns(sample_env: SampleIndex) -> None:
