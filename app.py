@@ -1,4 +1,4 @@
-"""The web app: ask the indexed literature, search it, export references, manage the library.
+"""The web app: ask the literature, search it, export references, the library, what's new.
 
 Run it with ``make run`` (or ``streamlit run app.py``). This file is the navigation and the
 shared service only; each page is a module of :mod:`app_pages` that reads its widgets, makes
@@ -8,12 +8,14 @@ abstract or a model is escaped by :mod:`rag.display` before it is shown.
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import partial
 
 import streamlit as st
 from pydantic import ValidationError
 
-from app_pages import ask, export, library, search
+from app_pages import ask, export, library, search, whats_new
 from app_pages.context import Context
 from app_pages.widgets import offline_notice, sidebar_status
 from indexing.settings import Settings
@@ -26,6 +28,7 @@ PAGES = (
     ("search", search.page, "Search", ":material/search:"),
     ("export", export.page, "Export", ":material/download:"),
     ("library", library.page, "Library", ":material/library_books:"),
+    ("whats_new", whats_new.page, "What's new", ":material/new_releases:"),
 )
 
 
@@ -36,7 +39,27 @@ def _shared_service(key: str, _settings: Settings, _rag: RagSettings) -> AnswerS
     The reader inside switches to a newly published index version on the next search, so
     the app never needs a restart after an update.
     """
-    return AnswerService(_settings, _rag)
+    service = AnswerService(_settings, _rag)
+    threading.Thread(target=_warm_up, args=(service,), name="warm-up", daemon=True).start()
+    return service
+
+
+def _warm_up(service: AnswerService) -> None:
+    """Load the index, the encoder and the generator while the first page renders.
+
+    So that the first question after a start does not wait for them; a failure here is only
+    logged: the same error reaches the user, in context, when they ask.
+    """
+    from rag.resident import warm_up
+
+    problem = warm_up(service)
+    if problem is None:
+        try:
+            service.load_generator()
+        except Exception as exc:
+            problem = str(exc)
+    if problem:
+        logging.getLogger(__name__).info("warm-up incomplete: %s", problem)
 
 
 def load_context() -> Context:

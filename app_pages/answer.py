@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from app_pages.widgets import downloads, html, show_evidence, show_sources
+from app_pages.widgets import bundle_downloads, downloads, html, show_evidence, show_sources
 from rag import display, export
+from rag.bundle import BundleError, build_bundle, bundle_json
 from rag.evidence import Evidence
 from rag.grounding import AnswerSentence
-from rag.search import Hit
-from rag.service import Answer
+from rag.search import Filters, Hit
+from rag.service import Answer, AnswerService
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class AskOutcome:
     caption: str = ""
     evidence: tuple[Evidence, ...] = ()
     sentences: tuple[AnswerSentence, ...] = ()
+    bundle: str = ""  # the answer bundle's JSON (see rag.bundle), "" when none was made
 
 
 def keep_answer(outcome: AskOutcome) -> None:
@@ -46,6 +51,15 @@ def last_answer() -> AskOutcome | None:
     """The session's last finished question, if any."""
     stored = st.session_state.get("last_answer")
     return AskOutcome(**stored) if isinstance(stored, dict) else None
+
+
+def answer_bundle(answer: Answer, filters: Filters, service: AnswerService) -> str:
+    """The answer bundle's JSON, or "" (with a warning in the log) when it cannot be made."""
+    try:
+        return bundle_json(build_bundle(answer, filters, service))
+    except BundleError as exc:
+        log.warning("no answer bundle: %s", exc)
+        return ""
 
 
 def answer_caption(answer: Answer) -> str:
@@ -122,6 +136,9 @@ def show_outcome_sources(outcome: AskOutcome, search_page: StreamlitPage | None 
             evidence=outcome.evidence,
             sentences=outcome.sentences,
         )
-    downloads(outcome.sources, export.file_stem(outcome.question), cited, "answer", markdown)
+    stem = export.file_stem(outcome.question)
+    downloads(outcome.sources, stem, cited, "answer", markdown)
+    if outcome.bundle:
+        bundle_downloads(outcome.bundle, stem, "answer")
     similar = ("answer", search_page) if search_page is not None else None
     show_sources(outcome.sources, display.query_terms(outcome.question), cited, similar)

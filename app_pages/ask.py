@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.answer import AskOutcome, answer_caption, keep_answer, last_answer, show_outcome
+from app_pages.answer import (
+    AskOutcome,
+    answer_bundle,
+    answer_caption,
+    keep_answer,
+    last_answer,
+    show_outcome,
+)
 from app_pages.context import Context
+from app_pages.watch_button import watch_button
 from app_pages.widgets import (
     no_index_guidance,
     search_error,
@@ -48,6 +56,7 @@ def page(ctx: Context) -> None:
     outcome = last_answer()
     if outcome is not None:
         show_outcome(outcome, ctx.pages.get("search"))
+        watch_button(ctx, "question", outcome.question, filters)
 
 
 def stream_answer(
@@ -108,6 +117,7 @@ def stream_answer(
                 caption=answer_caption(event),
                 evidence=event.evidence,
                 sentences=event.sentences,
+                bundle=answer_bundle(event, filters, ctx.service),
             )
     keep_answer(outcome)
     st.rerun()  # draw the finished answer from the session, as every later rerun does

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.context import Context
+from app_pages.watch_button import watch_button
 from app_pages.widgets import (
     SIMILAR_KEY,
     downloads,
@@ -49,6 +50,7 @@ def page(ctx: Context) -> None:
         search_error(ctx, exc)
         return
     st.session_state["last_search"] = result
+    watch_button(ctx, "search", query, filters)
     show_search(result)
 
 

@@ -8,6 +8,7 @@ from streamlit.navigation.page import StreamlitPage
 from app_pages.context import Context
 from indexing.evidence_level import LEVEL_IDS, label
 from rag import display, export
+from rag.bundle import AnswerBundle, bundle_zip
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, RagError
 from rag.evidence import Evidence
 from rag.search import Filters, Hit
@@ -187,6 +188,31 @@ def downloads(
                 icon=":material/description:",
                 help="Question, answer and numbered references",
             )
+
+
+def bundle_downloads(bundle: str, stem: str, key: str) -> None:
+    """ "Save answer bundle": the bundle's JSON, and JSON + Markdown as a zip."""
+    with st.container(horizontal=True):
+        st.download_button(
+            "Save answer bundle",
+            bundle,
+            file_name=f"{stem}.bundle.json",
+            mime="application/json",
+            key=f"{key}-bundle-json",
+            on_click="ignore",
+            icon=":material/inventory_2:",
+            help="Question, filters, index version, models and their hashes, settings, "
+            "evidence, checked answer and sources: `python -m rag replay FILE` re-runs it",
+        )
+        st.download_button(
+            "Answer bundle (zip: JSON + Markdown)",
+            lambda: bundle_zip(AnswerBundle.model_validate_json(bundle), f"{stem}.bundle"),
+            file_name=f"{stem}.bundle.zip",
+            mime="application/zip",
+            key=f"{key}-bundle-zip",
+            on_click="ignore",
+            icon=":material/folder_zip:",
+        )
 
 
 def show_sources(

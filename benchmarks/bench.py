@@ -72,6 +72,7 @@ from typing import Any
 
 from benchmarks.report import _get, markdown
 from benchmarks.sections.answer import QUESTIONS, bench_answer
+from benchmarks.sections.cold_start import bench_cold_start
 from benchmarks.sections.common import ROOT, log
 from benchmarks.sections.encoders import bench_encoders
 from benchmarks.sections.ingest import bench_ingest
@@ -104,6 +105,7 @@ ALL_SECTIONS = (
     "search",
     "search_postgres",
     "ingest",
+    "cold_start",
     "answer",
 )
 
@@ -239,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         ingest_dir = work / "ingest"
         ingest_files = sample_xml_files(samples / "metapub" if quick else samples)
-        if "ingest" in wanted or "answer" in wanted:
+        if "ingest" in wanted or "answer" in wanted or "cold_start" in wanted:
             section("ingest", lambda: bench_ingest(ingest_files, ingest_dir))
+        if "cold_start" in wanted:
+            section("cold_start", lambda: bench_cold_start(ingest_dir, 1 if quick else 3))
         if "answer" in wanted:
             section(
                 "answer",

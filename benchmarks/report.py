@@ -150,6 +150,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"| ingestion end to end (local E-utilities) | {_fmt(ingest.get('records_per_s'))} records/s "
         f"({_fmt(ingest.get('added'))} records) | – |"
     )
+    cold = sections.get("cold_start", {})
+    lines.append(
+        f"| one-shot `rag search`, wall | {_fmt(cold.get('served_wall_s_median'), ' s')} through "
+        f"`rag serve` (ready after {_fmt(cold.get('service_ready_s'), ' s')}) | in-process: "
+        f"{_fmt(cold.get('in_process_wall_s_median'), ' s')} |"
+    )
     answer = sections.get("answer", {})
     lines.append(
         f"| answer, 5 sources ({answer.get('model', '–')}) | key evidence "

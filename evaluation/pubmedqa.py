@@ -37,7 +37,7 @@ from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
 from rag.search import Filters, Hit, SearchResult, encode, prepare_query
 from rag.service import AnswerService
-from rag.settings import RagSettings
+from rag.settings import RagSettings, answer_shaping
 
 SOURCE_RECALL_KS = (1, 5, 10)
 LABELS = ("yes", "no", "maybe")
@@ -361,12 +361,6 @@ def spread(items: list[str], count: int) -> list[str]:
     return [items[position * len(items) // count] for position in range(count)]
 
 
-# Settings that cannot change a PubMedQA answer: where llama.cpp runs, how long a question
-# waits for the generator, and the cap on the candidate pool (never reached by 1,000
-# abstracts without filters). An answers file made without them stays usable.
-NOT_SHAPING_ANSWERS = frozenset({"gpu_layers", "llm_threads", "generator_wait_s", "max_candidates"})
-
-
 def evaluate_pubmedqa(
     data_dir: Path,
     settings: Settings | None = None,
@@ -401,7 +395,7 @@ def evaluate_pubmedqa(
             {
                 "generator": service.model_name,
                 "embeddings": described["embeddings_model"],
-                "rag": rag.model_dump(mode="json", exclude=set(NOT_SHAPING_ANSWERS)),
+                "rag": answer_shaping(rag),  # an answers file made without the others stays usable
             },
         )
         reused = len(log.done)

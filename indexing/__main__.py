@@ -53,6 +53,7 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in (
         "httpx",
+        "httpx2",
         "urllib3",
         "huggingface_hub",
         "transformers",

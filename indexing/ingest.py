@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from indexing.article import Article, Deletion, Skipped
 from indexing.clock import utcnow
-from indexing.history import RunReport, trim_history
+from indexing.history import RunReport
 from indexing.pubmed import PubmedXMLError, iter_xml_files, open_xml, parse_pubmed_xml
 from indexing.settings import Settings
 from indexing.store import Writer as IndexWriter
@@ -234,10 +234,7 @@ def run_with_writer(
     report.started_at = utcnow()
     try:
         with store.lock(wait=wait, purpose=report.kind):
-            if store.backend == "embedded":
-                trim_history(
-                    settings.index_dir, settings.history_max_runs, settings.history_max_days
-                )
+            store.trim_history(settings.history_max_runs, settings.history_max_days)
             # Recorded before the work, so that a run killed on the way still shows up.
             report.details.update(
                 pid=os.getpid(), host=socket.gethostname(), thread=threading.get_native_id()

@@ -16,6 +16,10 @@ stay where they were, which only widens the next window.
 ``.md5`` files. ``schedule`` runs updates on a cron expression in the foreground; SIGTERM or
 SIGINT abandons a run in progress (nothing is published) and exits 0. The two commands live in
 :mod:`indexing.__main__` with the others; this module holds the runs.
+
+An update that published a new version then runs :mod:`indexing.hooks` (the saved searches
+and questions are re-run), after the writer lock is released and the run is recorded; a hook
+that fails is logged and changes nothing of the run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 from indexing.clock import utcnow
 from indexing.errors import UserError
 from indexing.history import RunReport
+from indexing.hooks import after_publish
 from indexing.settings import Settings
 from indexing.store import IndexLockedError, IndexNotFoundError, open_store
 from indexing.store import Writer as IndexWriter
@@ -254,7 +259,8 @@ def update_queries(
 
     store = open_store(settings)
     try:
-        if store.current_version() is None:
+        previous = store.current_version()
+        if previous is None:
             raise IndexNotFoundError(
                 f"no index to update in {store.where}; build one first with "
                 "`python -m indexing ingest --query TERM`"
@@ -305,7 +311,10 @@ def update_queries(
         if before_publish is not None:
             before_publish()
 
-    return run_with_writer(settings, report, work, wait)
+    report = run_with_writer(settings, report, work, wait)
+    # After the lock is released and the run recorded: nothing there can change either.
+    after_publish(settings, report, previous)
+    return report
 
 
 # --- PubMed update files --------------------------------------------------------------------
@@ -380,7 +389,18 @@ def update_from_xml(
         raise
     if checked:
         log.info("MD5 verified for %d file(s)", len(checked))
-    return ingest_files(files, settings, quiet=quiet, only_new=True, kind="update-xml", wait=wait)
+    previous = _published_version(settings)
+    report = ingest_files(files, settings, quiet=quiet, only_new=True, kind="update-xml", wait=wait)
+    after_publish(settings, report, previous)
+    return report
+
+
+def _published_version(settings: Settings) -> str | None:
+    store = open_store(settings)
+    try:
+        return store.current_version()
+    finally:
+        store.close()
 
 
 def new_xml_files(directory: Path, settings: Settings) -> list[Path]:

@@ -54,10 +54,10 @@ def locate_model(name: str, allow_download: bool = True) -> str:
         return str(offline_embeddings_path())
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser().resolve())
-    from huggingface_hub import snapshot_download
+    from indexing import hub
 
     try:
-        return snapshot_download(name, local_files_only=True)
+        return hub.cached_snapshot(name)
     except Exception as exc:
         cached_error: Exception = exc
     if not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -65,9 +65,13 @@ def locate_model(name: str, allow_download: bool = True) -> str:
             f"model {name!r} is not in the local cache and downloads are off"
         ) from cached_error
     try:
-        return snapshot_download(name)
+        return hub.download_snapshot(name)
+    except hub.ChecksumError as exc:
+        raise ModelUnavailableError(f"model {name!r}: {exc}") from exc
     except Exception as exc:
-        raise ModelUnavailableError(f"model {name!r} could not be downloaded: {exc}") from exc
+        raise ModelUnavailableError(
+            f"model {name!r} could not be downloaded from {hub.endpoint()}: {hub.reason(exc)}"
+        ) from exc
 
 
 def resolve_embeddings(settings: Settings) -> ModelChoice:

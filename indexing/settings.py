@@ -116,6 +116,20 @@ class Settings(BaseSettings):
         ge=0,
         description="Days a run stays in the run history (0 = no age limit); older ones are dropped when a run starts.",
     )
+    watch_after_publish: bool = Field(
+        True,
+        description=(
+            "After an update publishes a new version, re-run the saved searches and questions "
+            "(`python -m rag watch run`, in a separate process, outside the writer lock); its "
+            "failures are logged and never change the update's outcome."
+        ),
+    )
+    watch_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        le=86400,
+        description="Seconds the re-run of saved searches after an update may take before it is stopped.",
+    )
 
     database_url: SecretStr | None = Field(
         None,
@@ -155,6 +169,11 @@ class Settings(BaseSettings):
     def app_import_dir(self) -> Path:
         """The only folder the app ingests files from (``import_dir``, or ``<data_dir>/import``)."""
         return self.import_dir if self.import_dir is not None else self.data_dir / "import"
+
+    @property
+    def watches_path(self) -> Path:
+        """The saved searches and questions and what each check found (``rag watch``)."""
+        return self.data_dir / "watches.json"
 
     @property
     def models_dir(self) -> Path:

@@ -86,6 +86,18 @@ def _one_line(text: str) -> str:
     return " ".join(_BIDI.sub("", str(text)).split())
 
 
+# Characters that Markdown (CommonMark, GFM) reads as markup mid-line; `<`, `>` and `&` become
+# entities, so a record's `<script>` or `<img onerror=…>` is text in any renderer.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~!$])")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def markdown_escape(text: str) -> str:
+    """One line of text that renders as itself in Markdown: no markup, links or HTML."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(text))
+    return "".join(_HTML_SPECIAL.get(char, char) for char in escaped)
+
+
 def to_ris(hits: Iterable[Hit]) -> str:
     """RIS records (``TY  - JOUR`` … ``ER  -``), one per article, in the given order."""
     lines: list[str] = []

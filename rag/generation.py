@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from indexing import hub
 from indexing.settings import OFFLINE_LLM_FILE, Settings, offline_llm_path
 from rag.constraints import CitationConstraint
 from rag.errors import GenerationError, GeneratorUnavailableError
@@ -279,6 +280,20 @@ def generator_name(rag: RagSettings, settings: Settings) -> str:
     return OFFLINE_LLM_NAME if settings.offline else rag.llm
 
 
+def generator_file(rag: RagSettings, settings: Settings) -> Path | None:
+    """The GGUF the generator loads, if it is on disk (never downloads); None for a scheme."""
+    if _scheme(rag.llm) is not None:
+        return None
+    if settings.offline:
+        return offline_llm_path()
+    local = Path(rag.llm).expanduser()
+    if local.is_file():
+        return local
+    parts = rag.llm.split("/")
+    target = settings.models_dir.joinpath(*parts) if len(parts) >= 3 else None
+    return target if target is not None and target.is_file() else None
+
+
 def load_generator(rag: RagSettings, settings: Settings) -> Generator:
     """The generator ``rag.llm`` names, honouring offline mode; downloads on first use.
 
@@ -325,15 +340,14 @@ def resolve_llm(llm: str, settings: Settings) -> tuple[str, Path]:
     target = target_dir / filename
     if target.is_file():
         return llm, target
-    log.warning("downloading the generator %s into %s (once)...", llm, target_dir)
     try:
-        from huggingface_hub import hf_hub_download
-
-        fetched = hf_hub_download(repo_id=repo_id, filename=filename, local_dir=target_dir)
+        fetched = hub.download_file(repo_id, filename, target)
     except Exception as exc:
+        why = str(exc) if isinstance(exc, hub.ChecksumError) else hub.reason(exc)
         raise GeneratorUnavailableError(
-            f"could not download {filename} from the Hugging Face repo {repo_id} ({exc}). "
+            f"could not download {filename} from the Hugging Face repo {repo_id} at "
+            f"{hub.endpoint()} ({why}). "
             f"Put the file at {target} yourself, point PUBMED_RAG_LLM at a local .gguf file, "
             "or set PUBMED_RAG_OFFLINE=1 to use the bundled SmolLM2-135M"
         ) from exc
-    return llm, Path(fetched)
+    return llm, fetched

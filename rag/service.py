@@ -142,6 +142,8 @@ class Answer:
     uncited: tuple[str, ...] = ()  # sentences the check took out (they cited nothing usable)
     evidence: tuple[Evidence, ...] = ()
     sentences: tuple[AnswerSentence, ...] = ()
+    published_at: str = ""  # when ``index_version`` was published
+    embeddings_model: str = ""  # the embedder that built that version
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: ``answer``, ``evidence``, ``sentences``, ``sources``…"""
@@ -374,7 +376,10 @@ class AnswerService:
         evidence_ms = (time.perf_counter() - started) * 1000
         yield KeyEvidence(tuple(evidence), evidence_ms)
         if abstaining:
-            yield self._abstain(result, started, notices, tuple(evidence), evidence_ms)
+            yield replace(
+                self._abstain(result, started, notices, tuple(evidence), evidence_ms),
+                published_at=index.manifest.published_at,
+            )
             return
         load_started = time.perf_counter()
         try:
@@ -541,6 +546,8 @@ class AnswerService:
             uncited=tuple(sentence for sentence, _ in grounded.dropped),
             evidence=tuple(evidence),
             sentences=grounded.sentences,
+            published_at=index.manifest.published_at,
+            embeddings_model=result.embeddings_model,
         )
 
     def _wait_for_turn(self, ticket: int) -> abc.Generator[Queued, None, GeneratorBusyError | None]:
@@ -633,6 +640,7 @@ class AnswerService:
             index_version=result.index_version,
             notices=tuple(notices),
             evidence=evidence,
+            embeddings_model=result.embeddings_model,
         )
 
     @staticmethod

@@ -7,6 +7,7 @@ must also be listed in the README's settings table.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,10 @@ CALIBRATED_THRESHOLDS: dict[str, float] = {
     "offline:sentence-transformers/all-MiniLM-L6-v2": 0.40,
 }
 FALLBACK_THRESHOLD = 0.40
+# Settings that cannot change an answer: where llama.cpp runs, how long a question waits for
+# the generator, and the cap on the candidate pool (a search stopped there says so). Answer
+# bundles and the PubMedQA answers file record every other setting.
+NOT_SHAPING_ANSWERS = frozenset({"gpu_layers", "llm_threads", "generator_wait_s", "max_candidates"})
 
 
 class RagSettings(BaseSettings):
@@ -145,6 +150,23 @@ class RagSettings(BaseSettings):
         description="How each passage is shown to the generator; needs {pmid} and {passage}, may use {title}, {year}, {journal}.",
     )
 
+    watch_top_n: int = Field(
+        20,
+        ge=1,
+        le=200,
+        description="Top results of a saved search or question compared at each check (new PMIDs, retractions).",
+    )
+    watch_history: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Checks kept per saved search or question (older ones are dropped).",
+    )
+    watch_feed: Path | None = Field(
+        None,
+        description="Atom feed file that every `rag watch run` (also the one after an update) rewrites; unset = none (`rag watch feed PATH` writes one on demand).",
+    )
+
     @field_validator("llm")
     @classmethod
     def _gguf_or_scheme(cls, value: str) -> str:
@@ -185,6 +207,11 @@ class RagSettings(BaseSettings):
         if self.abstain_threshold is not None:
             return self.abstain_threshold
         return CALIBRATED_THRESHOLDS.get(embeddings_model, FALLBACK_THRESHOLD)
+
+
+def answer_shaping(rag: RagSettings) -> dict[str, object]:
+    """The settings that shape ranking and generation, JSON-ready (all but :data:`NOT_SHAPING_ANSWERS`)."""
+    return rag.model_dump(mode="json", exclude=set(NOT_SHAPING_ANSWERS))
 
 
 @lru_cache(maxsize=1)

@@ -8,9 +8,11 @@ and a real local E-utilities server for the Library's ingest form. The browser t
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from tests.app_index import (
     build_app_index,
 )
 from tests.conftest import ROOT
-from tests.fixtures_index import RETRACTED_PMID, SampleIndex, sample_index
+from tests.fixtures_index import RETRACTED_PMID, SampleIndex, build_index, sample_index
 
 __all__ = ["sample_index"]
 
@@ -151,8 +153,25 @@ def test_answer_cites_linked_sources_with_metadata_badges_and_highlights(
         "BibTeX",
         "CSV",
         "Answer (Markdown)",
+        "Save answer bundle",
+        "Answer bundle (zip: JSON + Markdown)",
     ]
     assert "model scripted" in texts(at)
+
+
+def test_answer_can_be_saved_as_a_bundle_that_replays(sample_env: SampleIndex) -> None:
+    from rag.bundle import AnswerBundle, bundle_zip
+
+    at = ask(open_app(), QUESTION)
+
+    no_errors(at)
+    bundle = AnswerBundle.model_validate_json(at.session_state["last_answer"]["bundle"])
+    assert bundle.question == QUESTION and bundle.generator.name == "scripted"
+    assert bundle.sources[0].pmid == RETRACTED_PMID
+    assert bundle.sentences and bundle.index.version == "v000001"
+    with zipfile.ZipFile(io.BytesIO(bundle_zip(bundle, "b"))) as archive:
+        assert sorted(archive.namelist()) == ["b.json", "b.md"]
+        assert AnswerBundle.model_validate_json(archive.read("b.json")) == bundle
 
 
 def test_answer_stays_on_screen_across_reruns(sample_env: SampleIndex) -> None:
@@ -236,6 +255,9 @@ def test_without_an_index_every_page_points_to_the_library(
     no_errors(at)
     assert any("The index is empty" in element.value for element in at.info)
     assert any("python -m indexing ingest --query" in element.value for element in at.code)
+    at = open_app("whats_new")
+    no_errors(at)
+    assert any("Nothing is watched yet" in element.value for element in at.info)
 
 
 def test_invalid_setting_is_one_clear_error(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -609,3 +631,74 @@ def test_similar_articles_from_an_answer_open_the_search_page(sample_env: Sample
     assert at.session_state["similar_pmid"] == RETRACTED_PMID
     assert f"Similar to PMID {RETRACTED_PMID}" in texts(at)
     assert RETRACTED_PMID not in [hit.pmid for hit in at.session_state["last_search"].hits]
+
+
+# -- Living searches ---------------------------------------------------------------------------
+
+
+def test_whats_new_lists_the_articles_an_update_added_linked_and_escaped(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from indexing.store.files import FileStore
+    from rag.settings import RagSettings
+    from rag.watch.check import add_watch, run_watches
+    from rag.watch.store import Watch
+    from tests.app_index import app_articles
+
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir, offline=True)
+    articles = app_articles()
+    hostile = articles.pop(HOSTILE_PMID)
+    build_index(data_dir, articles, settings)
+    env.setenv("PUBMED_RAG_DATA_DIR", str(data_dir))
+    service = AnswerService(settings, RagSettings())
+    watch = Watch("w1", "search", "proton pump inhibitor kidney risk", created_at="2026-01-01")
+    add_watch(service, settings.watches_path, watch, top_n=5, history=10)
+    store = FileStore(settings)
+    with store.lock(), store.open_writer() as writer:  # the update: the hostile record arrives
+        writer.upsert_articles([hostile], source="xml")
+        version = writer.publish("test").version
+    summary = run_watches(service, settings.watches_path, top_n=5, history=10)
+    assert [check.new[0].pmid for _, check in summary.changed] == [HOSTILE_PMID]
+
+    at = open_app("whats_new")
+
+    no_errors(at)
+    _assert_inert(at)
+    blocks = "\n".join(html_blocks(at))
+    assert f'href="{PUBMED}{HOSTILE_PMID}/"' in blocks
+    assert "&#60;script&#62;window&#46;&#95;&#95;pwned" in blocks  # the title, as characters
+    checked = summary.checked[0][1].checked_at
+    assert f"Last checked {checked[:4]}&#45;" in blocks and f"against index {version}" in blocks
+
+
+def test_watch_buttons_save_the_search_and_the_question(
+    hostile_env: Path, env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rag.watch.store import load
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(hostile_env, data_dir)
+    env.setenv("PUBMED_RAG_DATA_DIR", str(data_dir))
+    env.setenv("PUBMED_RAG_LLM", "scripted:PPIs raise the risk of fractures [PMID:{pmid1}].")
+
+    at = search(open_app("search"), "proton pump inhibitor kidney risk")
+    next(button for button in at.button if button.label == "Watch this search").click()
+    at.run()
+    no_errors(at)
+    assert any("Watching this search" in element.value for element in at.success)
+
+    at = ask(open_app(), QUESTION)
+    next(button for button in at.button if button.label == "Watch this question").click()
+    at.run()
+    no_errors(at)
+
+    saved = load(Settings(data_dir=data_dir).watches_path).watches
+    assert [(watch.kind, watch.text) for watch in saved] == [
+        ("search", "proton pump inhibitor kidney risk"),
+        ("question", QUESTION),
+    ]
+    assert all(watch.last is not None and watch.last.baseline for watch in saved)
+    at = open_app("whats_new")
+    no_errors(at)
+    assert "Nothing new since it was saved" in "\n".join(html_blocks(at))

@@ -14,6 +14,7 @@ import pytest
 
 from indexing import history as history_module
 from indexing.history import DIED, RunReport, append_report, read_history, trim_history
+from tests.fixtures_pg import BOTH, Backend
 
 
 def _running(kind: str, pid: int, host: str | None = None) -> RunReport:
@@ -176,3 +177,23 @@ def test_the_last_runs_are_read_from_the_end_and_paged(
     assert parsed == [14]  # 2 lines per run for 5 runs and a few more, not 1,600
     assert read_history(tmp_path, limit=5, offset=5) == everything[-10:-5]
     assert read_history(tmp_path, limit=2, offset=799) == everything[:1]
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+def test_both_backends_trim_the_history_and_read_only_the_last_runs(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The PostgreSQL history table is trimmed like ``history.jsonl`` and read in pages."""
+    from indexing.store import open_store
+
+    store = open_store(backend.settings(tmp_path / "data"))
+    for n in range(12):
+        report = _finished(f"run-{n}")
+        store.append_report(report)
+        store.append_report(report)  # a run has several rows: one run, not two
+
+    assert [run["kind"] for run in store.read_history(limit=3)] == ["run-9", "run-10", "run-11"]
+    assert store.trim_history(max_runs=5) == 7
+    assert [run["kind"] for run in store.read_history()] == [f"run-{n}" for n in range(7, 12)]
+    assert store.trim_history(max_runs=100, max_days=365) == 0
+    store.close()

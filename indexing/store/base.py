@@ -151,6 +151,13 @@ class VersionStore(abc.ABC):
     def read_history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs, oldest first (see :func:`indexing.history.merge_runs`)."""
 
+    @abc.abstractmethod
+    def trim_history(self, max_runs: int, max_days: int = 0) -> int:
+        """Keep the newest ``max_runs`` runs, none older than ``max_days`` days; hold the lock.
+
+        Returns the runs dropped.
+        """
+
     # -- writing -----------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -158,6 +158,10 @@ class FileStore(VersionStore):
         """Run reports, oldest first."""
         return history.read_history(self.root, limit)
 
+    def trim_history(self, max_runs: int, max_days: int = 0) -> int:
+        """Rewrite ``history.jsonl`` without the runs past the limits (see the history module)."""
+        return history.trim_history(self.root, max_runs, max_days)
+
     def open_writer(self, choice: ModelChoice | None = None) -> FileWriter:
         """A writer on a private copy of the published version; hold :meth:`lock`."""
         return FileWriter(self, choice)

@@ -323,10 +323,38 @@ class PgStore(VersionStore):
         with self.db() as conn:
             if not self._schema_exists(conn):
                 return []
-            rows = conn.execute(
-                sql.SQL("SELECT report FROM {} ORDER BY id").format(self.ident("history"))
-            ).fetchall()
+            if limit is None:
+                query = sql.SQL("SELECT report FROM {h} ORDER BY id")
+            else:  # only the rows of the newest ``limit`` runs, not the whole table
+                query = sql.SQL(
+                    "SELECT report FROM {h} WHERE report->>'run_id' IN ("
+                    "SELECT report->>'run_id' FROM {h} GROUP BY 1 ORDER BY max(id) DESC LIMIT %s"
+                    ") ORDER BY id"
+                )
+            params = () if limit is None else (limit,)
+            rows = conn.execute(query.format(h=self.ident("history")), params).fetchall()
         return merge_runs([dict(report) for (report,) in rows], limit)
+
+    def trim_history(self, max_runs: int, max_days: int = 0) -> int:
+        """Delete the rows of runs past the newest ``max_runs`` or older than ``max_days``."""
+        with self.db("trimming the run history") as conn:
+            if not self._schema_exists(conn):
+                return 0
+            row = conn.execute(
+                sql.SQL(
+                    "WITH runs AS ("
+                    " SELECT report->>'run_id' AS run_id, max(id) AS last, max(recorded_at) AS at"
+                    " FROM {h} WHERE report->>'run_id' IS NOT NULL GROUP BY 1),"
+                    " keep AS (SELECT run_id FROM runs"
+                    "  WHERE %(days)s = 0 OR at >= now() - make_interval(days => %(days)s)"
+                    "  ORDER BY last DESC LIMIT %(runs)s),"
+                    " gone AS (DELETE FROM {h} WHERE report->>'run_id' NOT IN"
+                    "  (SELECT run_id FROM keep) RETURNING report->>'run_id' AS run_id)"
+                    " SELECT count(DISTINCT run_id) FROM gone"
+                ).format(h=self.ident("history")),
+                {"days": max_days, "runs": max_runs},
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     # -- locks -----------------------------------------------------------------------------------
 
