@@ -154,6 +154,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("dimensionality", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("eutils_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
