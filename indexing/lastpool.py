@@ -32,7 +32,7 @@ class EosLastPooling(LastPooling):
         """Token ids of ``texts``, each ending with EOS, padded into one batch."""
         limit = self.maxlength - 1 if self.maxlength else None
         encoded = self.tokenizer(texts, truncation=limit is not None, max_length=limit)
-        ids = [list(row) + [self.tokenizer.eos_token_id] for row in encoded["input_ids"]]
+        ids = [[*row, self.tokenizer.eos_token_id] for row in encoded["input_ids"]]
         return self.tokenizer.pad(
             {"input_ids": ids}, padding=True, return_attention_mask=True, return_tensors="pt"
         )

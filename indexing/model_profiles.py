@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # txtai resolves a ``method`` it does not know as a class path: ours appends EOS, then pools
 # the last token (see indexing/lastpool.py).
-LAST_TOKEN_METHOD = "indexing.lastpool.LastTokenVectors"
+LAST_TOKEN_METHOD = "indexing.lastpool.LastTokenVectors"  # noqa: S105 (a class path)
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 
 
@@ -59,7 +59,9 @@ class ModelProfile:
 # "<task>\nQuery: <text>", a passage "Represent this passage\npassage: <text>", both end with
 # EOS and the embedding is the EOS token's last hidden state. The task line is the authors' one
 # for medical questions (their NFCorpus instruction).
-BMRETRIEVER_QUERY = "Given a question, retrieve relevant documents that best answer the question\nQuery: "
+BMRETRIEVER_QUERY = (
+    "Given a question, retrieve relevant documents that best answer the question\nQuery: "
+)
 BMRETRIEVER_PASSAGE = "Represent this passage\npassage: "
 
 PROFILES: dict[str, ModelProfile] = {
@@ -155,9 +157,7 @@ def model_width(path: str) -> int | None:
     return int(width) if width else None
 
 
-def stored_dimensionality(
-    model_path: str, profile: ModelProfile, wanted: int | None
-) -> int | None:
+def stored_dimensionality(model_path: str, profile: ModelProfile, wanted: int | None) -> int | None:
     """The ``dimensionality`` to record for a new index: ``wanted``, or None for full width.
 
     Raises:

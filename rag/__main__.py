@@ -17,6 +17,7 @@ import click
 from evaluation.cli import eval_group
 from indexing.errors import guarded
 from rag.search import Filters, Hit
+from rag.verdicts import load_verdict_model, tally_verdicts
 
 EXAMPLES = """
 \b
@@ -111,9 +112,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @filter_options
 @click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
+@click.option(
+    "--verdicts",
+    metavar="MODEL",
+    help="Also judge whether each of the top 6 abstracts answers the query yes, no or maybe, "
+    "and count them: cues (model-free), biogpt (microsoft/BioGPT-Large-PubMedQA) or a folder.",
+)
 @click.pass_context
 def search(
-    ctx: click.Context, query: str, limit: int | None, as_json: bool, **options: Any
+    ctx: click.Context,
+    query: str,
+    limit: int | None,
+    as_json: bool,
+    verdicts: str | None,
+    **options: Any,
 ) -> None:
     """Hybrid (BM25 + dense) search; one line per article, best first."""
 
@@ -122,6 +134,9 @@ def search(
         result = service.search(query, make_filters(options), limit)
         for notice in result.notices:
             click.echo(f"note: {notice}", err=True)
+        tally = (
+            tally_verdicts(query, result.hits, load_verdict_model(verdicts)) if verdicts else None
+        )
         if as_json:
             payload = {
                 "query": result.query,
@@ -129,8 +144,16 @@ def search(
                 "elapsed_ms": round(result.elapsed_ms, 1),
                 "sources": [_search_source(hit) for hit in result.hits],
             }
+            if tally is not None:
+                payload["verdicts"] = tally.to_dict()
             click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
             return
+        if tally is not None:
+            click.echo(f"verdicts ({tally.model}): {tally.summary()}")
+            for article in tally.articles:
+                click.echo(
+                    f"  {article.label:<5} {article.score:.2f}  PMID {article.pmid}  {article.url}"
+                )
         if not result.hits:
             click.echo("no articles match (check the filters)")
         for number, hit in enumerate(result.hits, start=1):

@@ -49,7 +49,7 @@ def test_index_stores_vectors_of_the_chosen_width_and_searches(
         assert query.shape == (1, width)
         assert np.linalg.norm(query[0]) == pytest.approx(1.0, abs=1e-5)  # normalised after cutting
         hits = index.search("proton pump inhibitors", 3)
-        assert hits and all(0 < hit["score"] for hit in hits)
+        assert hits and all(hit["score"] > 0 for hit in hits)
     finally:
         index.close()
 

@@ -378,3 +378,22 @@ def test_dimensions_sweep_writes_one_result_per_width_and_the_table(
     assert 0 < cut["config"]["product"]["disk_bytes"] < full["config"]["product"]["disk_bytes"]
     table = (out / "eval-dims-offline.md").read_text(encoding="utf-8")
     assert "| full (384-d) |" in table and "| 64 (64-d) |" in table
+
+
+@needs_shared_data(SHARED_DATA / "pubmedqa")
+def test_eval_pubmedqa_verdicts_reports_accuracy_beside_the_majority_baseline(
+    tmp_path: Path, settings_env: Path
+) -> None:
+    out = tmp_path / "verdicts.json"
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "pubmedqa", "--data", str(SHARED_DATA / "pubmedqa"), "--verdicts", "cues",
+         "--limit", "60", "--out", str(out), "--quiet"],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text(encoding="utf-8"))["verdicts"]
+    assert scores["model"] == "cues" and scores["questions"] == 60
+    assert 0.0 <= scores["accuracy"] <= 1.0
+    assert scores["majority_class"] == "yes" and 0.4 < scores["majority_baseline"] < 0.7
+    assert sum(sum(row.values()) for row in scores["confusion"].values()) == 60

@@ -109,7 +109,9 @@ def test_bmretriever_index_builds_searches_and_applies_instructions(
             [index.embeddings.transform(title, "query"), index.embeddings.transform(title, "data")]
         )
         assert not np.allclose(as_query, as_passage)  # each side gets its own instruction
-        np.testing.assert_allclose(as_query, reference_vector(model, BMRETRIEVER_QUERY + title), atol=1e-5)
+        np.testing.assert_allclose(
+            as_query, reference_vector(model, BMRETRIEVER_QUERY + title), atol=1e-5
+        )
         np.testing.assert_allclose(
             as_passage, reference_vector(model, BMRETRIEVER_PASSAGE + title), atol=1e-5
         )
@@ -120,7 +122,9 @@ def test_bmretriever_index_builds_searches_and_applies_instructions(
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_padding_never_changes_a_vector(tmp_path: Path, sample_index: SampleIndex, side: str) -> None:
+def test_padding_never_changes_a_vector(
+    tmp_path: Path, sample_index: SampleIndex, side: str
+) -> None:
     texts = sample_texts(sample_index, 3)
     model = save_tiny_neox(tmp_path / "tiny-neox", texts, padding_side=side)
     pooling = EosLastPooling(str(model), -1, None, 512, False, {})

@@ -84,8 +84,10 @@ def check_dimensionality(manifest: Manifest, model_path: str, settings: Settings
     if manifest.dimensions and wanted != recorded:
         have = f"{recorded}" if recorded else f"all {manifest.dimensions}"
         asked = f"PUBMED_RAG_DIMENSIONALITY={wanted}" if wanted else "full-width vectors (unset)"
-        fix = f"set PUBMED_RAG_DIMENSIONALITY={recorded}" if recorded else (
-            "unset PUBMED_RAG_DIMENSIONALITY"
+        fix = (
+            f"set PUBMED_RAG_DIMENSIONALITY={recorded}"
+            if recorded
+            else ("unset PUBMED_RAG_DIMENSIONALITY")
         )
         raise DimensionalityError(
             f"the index stores {have} dimensions per vector, but the settings ask for {asked}: "
