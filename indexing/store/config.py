@@ -32,7 +32,7 @@ SORT_WINDOW = 1024
 # imports whatever class or module "content", "backend", "method", "scoring.method", "graph",
 # "sparse", "functions", "transform", "indexes" and others name, so a stored configuration that
 # another database user can edit must not choose them.
-_DATA_KEYS = ("dimensions", "offset", "batch", "encodebatch", "build", "update", "dimensionality")
+_DATA_KEYS = ("dimensions", "offset", "batch", "encodebatch", "build", "update")
 # pgvector's index parameters (numbers, or its storage precision): data, not code.
 _PGVECTOR_KEYS = ("m", "efconstruction", "efsearch", "precision")
 
@@ -138,6 +138,9 @@ def trusted_config(stored: dict[str, Any], code: dict[str, Any]) -> dict[str, An
     """
     config = {key: stored[key] for key in _DATA_KEYS if key in stored}
     config["hybrid"] = stored.get("hybrid") is not False
+    width = stored.get("dimensionality")
+    if isinstance(width, int) and not isinstance(width, bool) and width > 0:
+        config["dimensionality"] = width  # the stored vectors' width (PUBMED_RAG_DIMENSIONALITY)
     encoder = stored.get("encoder")
     dtype = ((stored.get("vectors") or {}).get("model_kwargs") or {}).get("dtype")
     if isinstance(encoder, dict) and dtype in DTYPES.values():
