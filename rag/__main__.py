@@ -21,6 +21,7 @@ from evaluation.cli import eval_group
 from indexing.errors import guarded
 from rag.resident import search_payload, source_dict
 from rag.search import Filters
+from rag.verdicts import load_verdict_model, tally_verdicts
 
 EXAMPLES = """
 \b
@@ -124,6 +125,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
 @click.option(
+    "--verdicts",
+    metavar="MODEL",
+    help="Also judge whether each of the top 6 abstracts answers the query yes, no or maybe, "
+    "and count them: cues (model-free), biogpt (microsoft/BioGPT-Large-PubMedQA) or a folder.",
+)
+@click.option(
     "--resident/--no-resident",
     default=True,
     help="Ask the `rag serve` service of this data folder when one runs (default).",
@@ -134,6 +141,7 @@ def search(
     query: str,
     limit: int | None,
     as_json: bool,
+    verdicts: str | None,
     resident: bool,
     **options: Any,
 ) -> None:
@@ -144,15 +152,27 @@ def search(
     """
 
     def body() -> None:
-        payload = _resident_search(query, make_filters(options), limit) if resident else None
+        # A verdict model runs in this process anyway: then search here too.
+        use_service = resident and not verdicts
+        payload = _resident_search(query, make_filters(options), limit) if use_service else None
+        tally = None
         if payload is None:
             result = _service(ctx).search(query, make_filters(options), limit)
             payload = search_payload(result)
+            if verdicts:
+                tally = tally_verdicts(query, result.hits, load_verdict_model(verdicts))
+                payload["verdicts"] = tally.to_dict()
         for notice in payload.pop("notices"):
             click.echo(f"note: {notice}", err=True)
         if as_json:
             click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
             return
+        if tally is not None:
+            click.echo(f"verdicts ({tally.model}): {tally.summary()}")
+            for article in tally.articles:
+                click.echo(
+                    f"  {article.label:<5} {article.score:.2f}  PMID {article.pmid}  {article.url}"
+                )
         if not payload["sources"]:
             click.echo("no articles match (check the filters)")
         for number, source in enumerate(payload["sources"], start=1):
