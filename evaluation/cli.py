@@ -11,6 +11,7 @@ import click
 
 from evaluation.beir import BASELINES, evaluate_beir, load_beir
 from evaluation.pubmedqa import evaluate_pubmedqa
+from evaluation.verdicts import evaluate_verdicts
 from indexing.errors import guarded
 
 
@@ -34,6 +35,7 @@ Examples:
       --qrels ../shared/data/scifact/qrels-test.tsv --out scifact.json
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --limit 50 --out pqa.json
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --answers pqa.jsonl  # resumable
+  python -m rag eval pubmedqa --data ../shared/data/pubmedqa --verdicts cues     # no generator
 """
 
 
@@ -119,6 +121,13 @@ def beir_command(
     help="Which answers to generate: retrieval (over all abstracts), gold (the gold abstract "
     "given), or both.",
 )
+@click.option(
+    "--verdicts",
+    metavar="MODEL",
+    help="Instead of generating answers, judge each question against its gold abstract with a "
+    "verdict model: cues (model-free baseline), biogpt (microsoft/BioGPT-Large-PubMedQA) or a "
+    "local BioGPT folder; reports accuracy beside the majority baseline.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def pubmedqa_command(
@@ -128,6 +137,7 @@ def pubmedqa_command(
     out: Path | None,
     answers: Path | None,
     answer_settings: str,
+    verdicts: str | None,
     quiet: bool,
 ) -> None:
     """Yes/no/maybe accuracy, source recall, citation validity and abstention on PubMedQA."""
@@ -136,6 +146,9 @@ def pubmedqa_command(
         raise click.BadParameter("give retrieval, gold or retrieval,gold", param_hint="--settings")
 
     def body() -> None:
+        if verdicts:
+            _write(evaluate_verdicts(data, verdicts, limit=limit, progress=not quiet), out)
+            return
         result = evaluate_pubmedqa(
             data,
             limit=limit,

@@ -51,14 +51,29 @@ def faiss_layout(config: Mapping[str, Any] | None) -> str | None:
     return settings.get("components") if isinstance(settings, Mapping) else None
 
 
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+
+
 def index_description(index: PublishedIndex) -> dict[str, Any]:
-    """What was built: model, counts, and the faiss layout txtai chose."""
-    config = index.manifest.embeddings_config
+    """What was built: model, profile, width, counts, sizes, and the faiss layout txtai chose.
+
+    ``vector_bytes`` is what the dense vectors take as float32 (passages x dimensions x 4);
+    ``disk_bytes`` the whole version folder (vectors, BM25 terms, content), embedded store only.
+    """
+    manifest = index.manifest
+    config = manifest.embeddings_config
+    folder = getattr(index, "path", None)
     return {
-        "embeddings_model": index.manifest.embeddings_model,
-        "articles": index.manifest.articles,
-        "passages": index.manifest.passages,
-        "dimensions": index.manifest.dimensions,
+        "embeddings_model": manifest.embeddings_model,
+        "profile": manifest.profile,
+        "articles": manifest.articles,
+        "passages": manifest.passages,
+        "dimensions": manifest.dimensions,
+        "dimensionality": manifest.dimensionality,
+        "vector_bytes": manifest.passages * manifest.dimensions * 4,
+        "disk_bytes": folder_bytes(folder) if isinstance(folder, Path) else None,
         "encoder": config.get("encoder"),
         "scoring": config.get("scoring"),
         "faiss": faiss_layout(config),

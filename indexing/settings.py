@@ -59,6 +59,19 @@ class Settings(BaseSettings):
         DEFAULT_EMBEDDINGS,
         description="Sentence-embedding model (hub id or local path) that builds new indexes.",
     )
+    embeddings_profile: str = Field(
+        "auto",
+        description="How the embedder runs (pooling, instructions): auto = by model name, or one of "
+        "pubmedbert, pubmedbert-matryoshka, minilm, bmretriever, sentence-transformers (for a local "
+        "folder whose name is not the model's). New indexes only; an index keeps its own.",
+    )
+    dimensionality: int | None = Field(
+        None,
+        ge=8,
+        description="Store only the first N dimensions of each vector (Matryoshka models such as "
+        "neuml/pubmedbert-base-embeddings-matryoshka: 512/384/256/128/64); unset = the model's full "
+        "width. Recorded in the index; updates with another value are refused.",
+    )
     offline: bool = Field(
         False,
         description="Use the bundled offline models (MiniLM embedder, SmolLM2 generator); never download.",
@@ -154,6 +167,11 @@ class Settings(BaseSettings):
                 "must be a postgresql:// URL (postgresql://user:password@host:5432/db)"
             )
         return value
+
+    @field_validator("dimensionality", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("eutils_url")
     @classmethod

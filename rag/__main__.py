@@ -22,6 +22,7 @@ from indexing.errors import guarded
 from indexing.evidence_level import LEVEL_IDS
 from rag.resident import search_payload, source_dict
 from rag.search import Filters
+from rag.verdicts import load_verdict_model, tally_verdicts
 
 EXAMPLES = """
 \b
@@ -123,13 +124,20 @@ def _source_line(number: int, source: dict[str, Any]) -> str:
     return f"[{number}] {source['title']}{year}{journal}{flag}\n    {design} {source['url']}"
 
 
-def _echo_payload(payload: dict[str, Any], as_json: bool) -> None:
-    """A search-like payload (:func:`rag.resident.search_payload`): JSON or one block each."""
+def _echo_payload(payload: dict[str, Any], as_json: bool, tally: Any = None) -> None:
+    """A search-like payload (:func:`rag.resident.search_payload`): JSON or one block each,
+    after the verdict ``tally`` of ``search --verdicts`` when there is one."""
     for notice in payload.pop("notices"):
         click.echo(f"note: {notice}", err=True)
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
+    if tally is not None:
+        click.echo(f"verdicts ({tally.model}): {tally.summary()}")
+        for article in tally.articles:
+            click.echo(
+                f"  {article.label:<5} {article.score:.2f}  PMID {article.pmid}  {article.url}"
+            )
     if not payload["sources"]:
         click.echo("no articles match (check the filters)")
     for number, source in enumerate(payload["sources"], start=1):
@@ -177,6 +185,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--limit", "-n", type=click.IntRange(1, 200), help="Articles to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print {'sources': [...]} as JSON.")
 @click.option(
+    "--verdicts",
+    metavar="MODEL",
+    help="Also judge whether each of the top 6 abstracts answers the query yes, no or maybe, "
+    "and count them: cues (model-free), biogpt (microsoft/BioGPT-Large-PubMedQA) or a folder.",
+)
+@click.option(
     "--resident/--no-resident",
     default=True,
     help="Ask the `rag serve` service of this data folder when one runs (default).",
@@ -187,6 +201,7 @@ def search(
     query: str,
     limit: int | None,
     as_json: bool,
+    verdicts: str | None,
     resident: bool,
     rank_by_evidence: bool | None,
     **options: Any,
@@ -199,12 +214,18 @@ def search(
 
     def body() -> None:
         filters = make_filters(options)
-        payload = _resident_search(query, filters, limit, rank_by_evidence) if resident else None
+        # A verdict model runs in this process anyway: then search here too.
+        use_service = resident and not verdicts
+        payload = _resident_search(query, filters, limit, rank_by_evidence) if use_service else None
+        tally = None
         if payload is None:
             service = _service(ctx)
             result = service.search(query, filters, limit, rank_by_evidence=rank_by_evidence)
             payload = search_payload(result)
-        _echo_payload(payload, as_json)
+            if verdicts:
+                tally = tally_verdicts(query, result.hits, load_verdict_model(verdicts))
+                payload["verdicts"] = tally.to_dict()
+        _echo_payload(payload, as_json, tally)
 
     guarded(body, ctx.obj["debug"])
 

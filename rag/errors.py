@@ -35,3 +35,7 @@ class GeneratorBusyError(GenerationError):
 
 class GeneratorUnavailableError(GenerationError):
     """The generator model cannot be found, downloaded or loaded."""
+
+
+class VerdictModelError(RagError):
+    """The named verdict model (yes/no/maybe per article) cannot be loaded."""

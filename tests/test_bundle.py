@@ -161,9 +161,9 @@ def test_replay_after_a_new_index_version_reports_what_changed(
     assert code == 1
     differences = json.loads(out)["differences"]
     assert differences["index"]["version"] == {"old": "v000001", "new": "v000002"}
-    assert (
-        differences["index"]["published_at"]["old"] != differences["index"]["published_at"]["new"]
-    )
+    # Publication times have a resolution of one second: both versions may share one.
+    published = differences["index"].get("published_at")
+    assert published is None or published["old"] != published["new"]
     assert RETRACTED_PMID in differences["sources"]["added"]
     assert "evidence" in differences and "models" not in differences
 

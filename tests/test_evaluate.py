@@ -352,3 +352,48 @@ def test_pubmedqa_answers_file_resumes_a_run_cut_short_and_refuses_other_setting
     assert refused.exit_code != 0
     assert "other settings (rag)" in refused.output and "Traceback" not in refused.output
     assert answers.read_bytes() == before
+
+
+@needs_shared_data(SCIFACT)
+def test_dimensions_sweep_writes_one_result_per_width_and_the_table(
+    tmp_path: Path, settings_env: Path
+) -> None:
+    from benchmarks.dimensions import main
+
+    shared = tmp_path / "shared"
+    (shared / "scifact").mkdir(parents=True)
+    _, _, qrels = tiny_scifact(shared / "scifact", queries=4, distractors=8)
+    qrels.rename(qrels.with_name("qrels-test.tsv"))
+    out = tmp_path / "results"
+
+    assert main(["--shared-data", str(shared), "--out-dir", str(out), "--offline",
+                 "--widths", "full,64"]) == 0  # fmt: skip
+
+    full = json.loads((out / "eval-dims-full-offline.json").read_text(encoding="utf-8"))
+    cut = json.loads((out / "eval-dims-64-offline.json").read_text(encoding="utf-8"))
+    assert full["config"]["product"]["dimensions"] == 384
+    assert cut["config"]["product"]["dimensions"] == 64
+    assert cut["config"]["product"]["dimensionality"] == 64
+    assert cut["config"]["product"]["vector_bytes"] * 6 == full["config"]["product"]["vector_bytes"]
+    assert 0 < cut["config"]["product"]["disk_bytes"] < full["config"]["product"]["disk_bytes"]
+    table = (out / "eval-dims-offline.md").read_text(encoding="utf-8")
+    assert "| full (384-d) |" in table and "| 64 (64-d) |" in table
+
+
+@needs_shared_data(SHARED_DATA / "pubmedqa")
+def test_eval_pubmedqa_verdicts_reports_accuracy_beside_the_majority_baseline(
+    tmp_path: Path, settings_env: Path
+) -> None:
+    out = tmp_path / "verdicts.json"
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "pubmedqa", "--data", str(SHARED_DATA / "pubmedqa"), "--verdicts", "cues",
+         "--limit", "60", "--out", str(out), "--quiet"],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text(encoding="utf-8"))["verdicts"]
+    assert scores["model"] == "cues" and scores["questions"] == 60
+    assert 0.0 <= scores["accuracy"] <= 1.0
+    assert scores["majority_class"] == "yes" and 0.4 < scores["majority_baseline"] < 0.7
+    assert sum(sum(row.values()) for row in scores["confusion"].values()) == 60

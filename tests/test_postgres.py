@@ -354,3 +354,49 @@ def test_lock_connection_asks_for_tcp_keepalives(postgres: Backend, tmp_path: Pa
         params = store.write_lock._conn.info.get_parameters()
         assert params.get("keepalives") == "1" and params.get("keepalives_idle") == "30"
     store.close()
+
+
+def test_truncated_index_keeps_its_width_and_a_stored_profile_only_picks_a_known_row(
+    postgres: Backend, tmp_path: Path
+) -> None:
+    """PUBMED_RAG_DIMENSIONALITY on PostgreSQL: the width comes from the stored (data) config;
+    an unknown profile name in it falls back to plain sentence-transformers, never an import."""
+    import numpy as np
+
+    from indexing.article import Article
+    from indexing.model_profiles import DimensionalityError
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+    from indexing.store import build_index
+
+    articles = []
+    for path in SUBSET[:4]:
+        with open_xml(path) as stream:
+            articles += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    settings = postgres.settings(tmp_path / "data", dimensionality=64)
+    manifest = build_index(articles, settings, source="xml")
+    assert manifest.dimensions == 64 and manifest.dimensionality == 64
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config,profile}', %s::jsonb)",
+            (json.dumps("tests.hostile_config_module.Hostile"),),
+        )
+    store.close()
+    unset = postgres.settings(tmp_path / "data")  # the reader's setting differs: not used
+    reader = IndexReader(unset)
+    assert search(reader, "treatment of patients", limit=3).hits
+    embeddings = reader.get().embeddings
+    assert embeddings.config["method"] == "sentence-transformers"
+    assert np.asarray(embeddings.batchtransform(["stent"])).shape == (1, 64)
+    other = open_store(unset)
+    try:
+        with (
+            pytest.raises(DimensionalityError, match="stores 64 dimensions"),
+            other.lock(),
+            other.open_writer() as writer,
+        ):
+            writer.publish("never")
+    finally:
+        other.close()

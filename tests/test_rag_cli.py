@@ -272,3 +272,20 @@ def test_similar_text_is_numbered_articles(rag_env: SampleIndex) -> None:
 
     assert code == 0
     assert out.startswith("[1] ") and "\n[2] " in out and "pubmed.ncbi.nlm.nih.gov" in out
+
+
+def test_search_verdicts_tally_the_top_articles_with_pubmed_links(rag_env: SampleIndex) -> None:
+    result = CliRunner().invoke(
+        cli, ["search", "proton pump inhibitors", "--verdicts", "cues", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    tally = payload["verdicts"]
+    assert tally["model"] == "cues"
+    assert [a["pmid"] for a in tally["articles"]] == [s["pmid"] for s in payload["sources"][:6]]
+    assert sum(tally["counts"].values()) == len(tally["articles"])
+    assert all(a["url"].endswith(f"/{a['pmid']}/") for a in tally["articles"])
+
+    text = CliRunner().invoke(cli, ["search", "proton pump inhibitors", "--verdicts", "cues"])
+    assert text.exit_code == 0 and "verdicts (cues): " in text.output

@@ -20,6 +20,7 @@ from indexing.clock import utcnow
 from indexing.errors import UserError
 from indexing.models import ModelChoice, locate_model, resolve_embeddings
 from indexing.settings import Settings
+from indexing.store.config import check_dimensionality
 from indexing.store.records import Manifest, TrackedQuery, UpsertCounts, tracked_queries
 
 if TYPE_CHECKING:
@@ -217,6 +218,7 @@ class Writer(abc.ABC):
                     model,
                     choice.name,
                 )
+            check_dimensionality(self.base_manifest, self.choice.path, self.settings)
         else:
             self.choice = choice or resolve_embeddings(self.settings)
         # The manifest form of the tracked queries (``term -> state``); see tracked_queries().

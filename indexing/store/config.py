@@ -6,6 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from indexing.encoder import DTYPES, choose_precision, reading_overrides, vectors_args
+from indexing.model_profiles import (
+    DimensionalityError,
+    choose_profile,
+    recorded_profile,
+    stored_dimensionality,
+)
 from indexing.models import ModelChoice, locate_model
 from indexing.settings import Settings
 from indexing.store.layout import EMBEDDINGS
@@ -34,13 +40,19 @@ _PGVECTOR_KEYS = ("m", "efconstruction", "efsearch", "precision")
 def embeddings_config(choice: ModelChoice, settings: Settings) -> dict[str, Any]:
     """txtai configuration of a new index: content storage, hybrid BM25 + dense, our model.
 
-    The encoder runs in the precision :func:`indexing.encoder.choose_precision` picks (bf16 on
-    CPUs with native bf16); ``encoder`` records it for readers and ``manifest.json``.
+    The model's profile (:mod:`indexing.model_profiles`) sets how it pools and what it prefixes;
+    ``dimensionality`` (the setting) cuts every vector to its first N dimensions. The encoder
+    runs in the precision :func:`indexing.encoder.choose_precision` picks (bf16 on CPUs with
+    native bf16); ``encoder`` records it for readers and ``manifest.json``.
+
+    Raises:
+        DimensionalityError: the setting is larger than the model's vectors.
     """
     encoder = choose_precision(settings.encoder_precision)
-    return {
+    profile = choose_profile(choice.name, settings.embeddings_profile)
+    config: dict[str, Any] = {
         "path": choice.path,
-        "method": "sentence-transformers",
+        **profile.txtai_config(),
         "vectors": vectors_args(encoder.precision),
         "encoder": encoder.describe(),
         "content": True,
@@ -49,20 +61,70 @@ def embeddings_config(choice: ModelChoice, settings: Settings) -> dict[str, Any]
         "batch": max(SORT_WINDOW, settings.encode_batch),
         "encodebatch": settings.encode_batch,
     }
+    dimensionality = stored_dimensionality(choice.path, profile, settings.dimensionality)
+    if dimensionality is not None:
+        config["dimensionality"] = dimensionality
+    return config
+
+
+def check_dimensionality(manifest: Manifest, model_path: str, settings: Settings) -> None:
+    """Refuse to change an index whose stored width is not the one the settings ask for.
+
+    Vectors of two widths cannot share one index, and a reader encodes queries with the
+    index's recorded width; so an update must ask for the same one (unset = full width).
+
+    Raises:
+        DimensionalityError: the index records another dimensionality.
+    """
+
+    config = manifest.embeddings_config
+    recorded = config.get("dimensionality")
+    profile = recorded_profile(config)
+    wanted = stored_dimensionality(model_path, profile, settings.dimensionality)
+    if manifest.dimensions and wanted != recorded:
+        have = f"{recorded}" if recorded else f"all {manifest.dimensions}"
+        asked = f"PUBMED_RAG_DIMENSIONALITY={wanted}" if wanted else "full-width vectors (unset)"
+        fix = (
+            f"set PUBMED_RAG_DIMENSIONALITY={recorded}"
+            if recorded
+            else ("unset PUBMED_RAG_DIMENSIONALITY")
+        )
+        raise DimensionalityError(
+            f"the index stores {have} dimensions per vector, but the settings ask for {asked}: "
+            f"vectors of two widths cannot share an index. {fix} to update it, or build a new "
+            "index in another PUBMED_RAG_DATA_DIR"
+        )
+
+
+def reading_config(manifest: Manifest) -> dict[str, Any]:
+    """txtai keys a reader takes from the manifest, whatever the settings say now.
+
+    The stored width (queries must be cut like the passages were) and the profile's pooling
+    and instructions.
+    """
+    config = manifest.embeddings_config
+    reading = recorded_profile(config).txtai_config() if "profile" in config else {}
+    if isinstance(config.get("dimensionality"), int):
+        reading["dimensionality"] = config["dimensionality"]
+    return reading
 
 
 def load_embeddings(path: Path, manifest: Manifest, precision: str = "auto") -> Any:
     """Load the txtai index of a version folder with the model named in its manifest.
 
     Queries (and upserts into a copy) are encoded with the precision the index records, unless
-    ``precision`` (the ``encoder_precision`` setting) is ``fp32`` or the CPU lacks bf16.
+    ``precision`` (the ``encoder_precision`` setting) is ``fp32`` or the CPU lacks bf16; with
+    the width and profile the manifest records.
     """
     from txtai import Embeddings
 
     model_path = locate_model(manifest.embeddings_model, allow_download=False)
     overrides = reading_overrides(manifest.embeddings_config, precision)
     embeddings = Embeddings()
-    embeddings.load(str(path / EMBEDDINGS), config={"path": model_path, **overrides})
+    embeddings.load(
+        str(path / EMBEDDINGS),
+        config={"path": model_path, **reading_config(manifest), **overrides},
+    )
     return embeddings
 
 
@@ -76,6 +138,9 @@ def trusted_config(stored: dict[str, Any], code: dict[str, Any]) -> dict[str, An
     """
     config = {key: stored[key] for key in _DATA_KEYS if key in stored}
     config["hybrid"] = stored.get("hybrid") is not False
+    width = stored.get("dimensionality")
+    if isinstance(width, int) and not isinstance(width, bool) and width > 0:
+        config["dimensionality"] = width  # the stored vectors' width (PUBMED_RAG_DIMENSIONALITY)
     encoder = stored.get("encoder")
     dtype = ((stored.get("vectors") or {}).get("model_kwargs") or {}).get("dtype")
     if isinstance(encoder, dict) and dtype in DTYPES.values():

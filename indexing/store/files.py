@@ -221,8 +221,9 @@ class FileWriter(Writer):
                 self.staging, self.base_manifest, self.settings.encoder_precision
             )
         else:
+            config = embeddings_config(self.choice, self.settings)  # may refuse the settings
             self.staging.mkdir()
-            self.embeddings = Embeddings(embeddings_config(self.choice, self.settings))
+            self.embeddings = Embeddings(config)
         self.catalog = sqlite3.connect(self.staging / CATALOG)
         self.catalog.execute(_CATALOG_SCHEMA)
         self.catalog.commit()

@@ -93,6 +93,17 @@ class Manifest:
         """The tracked queries, typed."""
         return tracked_queries(self.queries)
 
+    @property
+    def dimensionality(self) -> int | None:
+        """The width vectors were cut to (``PUBMED_RAG_DIMENSIONALITY``), None when not cut."""
+        value = self.embeddings_config.get("dimensionality")
+        return value if isinstance(value, int) else None
+
+    @property
+    def profile(self) -> str:
+        """The model profile that built the index (:mod:`indexing.model_profiles`)."""
+        return str(self.embeddings_config.get("profile") or "sentence-transformers")
+
 
 @dataclass(frozen=True, slots=True)
 class IndexInfo:

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from indexing.history import merge_runs
+from indexing.model_profiles import recorded_profile
 from indexing.models import ModelChoice, locate_model
 from indexing.store.base import (
     Catalog,
@@ -399,7 +400,8 @@ class PgStore(VersionStore):
         stored = trusted_config(
             dict(manifest.embeddings_config),
             {
-                "method": "sentence-transformers",
+                # a stored profile name only chooses among this program's rows
+                **recorded_profile(manifest.embeddings_config).txtai_config(),
                 "content": CONTENT_CLASS,
                 "backend": "pgvector",
                 "scoring": {"method": "pgtext"},
