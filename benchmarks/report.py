@@ -47,7 +47,9 @@ def markdown(result: dict[str, Any]) -> str:
                 "",
             )
         ),
-        f"Machine: **{machine['cpu']}**, {machine['cores']} cores, "
+        f"Machine: **{machine['cpu']}** "
+        f"({', '.join(machine.get('instruction_sets') or []) or 'instruction sets not recorded'}), "
+        f"{machine['cores']} cores, "
         f"{machine['memory_gib']} GiB; load average at start {machine['load_average']}.",
         f"fp32 matmul: **{_fmt(_get(sections, 'matmul', 'gflops'))} GFLOP/s** "
         f"(bf16: {_fmt(_get(sections, 'matmul', 'bf16_gflops'))}; "

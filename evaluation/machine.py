@@ -19,6 +19,38 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction sets that decide which kernels run (encoder, llama.cpp, faiss).
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+)
+
+
+def instruction_sets() -> list[str]:
+    """Which of :data:`SIMD_FLAGS` this CPU has (``/proc/cpuinfo``; empty elsewhere)."""
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+                break
+    return [flag for flag in SIMD_FLAGS if flag in flags]
+
+
 def machine_info() -> dict[str, Any]:
     """Where a figure was measured: CPU, cores, memory, library versions, time."""
     from importlib import metadata
@@ -33,6 +65,7 @@ def machine_info() -> dict[str, Any]:
         memory = round(pages / 2**30, 1)
     return {
         "cpu": cpu_model(),
+        "instruction_sets": instruction_sets(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": memory,
