@@ -2,9 +2,11 @@
 
 A researcher's first minutes: ask a question and wait for the streamed answer (the offline
 SmolLM2 GGUF, no scripted generator), follow a citation to PubMed, download the sources as
-RIS, then search with a year filter. The index is small but real (MiniLM embeddings of real
-records) and holds one hostile record whose script must never run. Screenshots are kept in
-``tests/artifacts/``.
+RIS, then search with a year filter. Then the loop after it: screen by study design, follow
+a source to its similar articles, watch the search, and after an index update read the What's
+new page. The index is small but real (MiniLM embeddings of real records) and holds one
+hostile record whose script must never run. Screenshots are kept in ``tests/artifacts/``
+(the What's new one is the README's, ``docs/screenshot-whats-new.png``).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.app_index import HOSTILE_PMID, QUESTION, build_app_index
-from tests.conftest import ROOT, needs_shared_data
+from tests.app_index import HOSTILE_PMID, QUESTION, REAL_PMIDS, build_app_index
+from tests.conftest import METAPUB_PMIDS, ROOT, needs_shared_data
 
 pytestmark = [pytest.mark.slow, needs_shared_data()]
 
@@ -54,8 +57,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class App:
+    """The running app: its URL, and the environment its commands (update, watch) need."""
+
+    url: str
+    env: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """``streamlit run app.py`` on a free localhost port, against a small real index."""
     data_dir = tmp_path_factory.mktemp("browser") / "data"
     build_app_index(data_dir)
@@ -96,7 +107,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start: {log_path.read_text(errors='replace')}")
             time.sleep(0.3)  # polling a server that is starting: no event to wait on
-        yield url
+        yield App(url, env)
     finally:
         server.terminate()
         try:
@@ -135,13 +146,11 @@ def browser(tmp_path: Path) -> Iterator[tuple[object, Path]]:
         driver.quit()
 
 
-def test_researcher_asks_follows_a_citation_exports_and_filters(
-    app_url: str, browser: tuple
-) -> None:
+def test_researcher_asks_follows_a_citation_exports_and_filters(app: App, browser: tuple) -> None:
     driver, downloads = browser
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        _researcher_session(driver, downloads, app_url)
+        _researcher_session(driver, downloads, app.url)
     except Exception:
         driver.save_screenshot(str(ARTIFACTS / "browser-failure.png"))
         raise
@@ -286,3 +295,137 @@ def _researcher_session(driver: Any, downloads: Path, app_url: str) -> None:
     assert driver.execute_script("return window.__pwned") is None
     # Recorded, not asserted: a fast machine may finish the answer between two polls.
     (ARTIFACTS / "browser-stream.txt").write_text(f"cursor seen while streaming: {cursor_seen}\n")
+
+
+def test_researcher_screens_by_design_follows_similar_articles_and_sees_whats_new(
+    app: App, browser: tuple
+) -> None:
+    driver, _ = browser
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        _screening_session(driver, app)
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / "browser-failure-screening.png"))
+        raise
+
+
+def _screening_session(driver: Any, app: App) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from indexing.evidence_level import label
+
+    def wait(seconds: float = STEP_TIMEOUT_S) -> WebDriverWait:
+        return WebDriverWait(driver, seconds, poll_frequency=0.2)
+
+    def main_text() -> str:
+        return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+    def cards() -> list:
+        return driver.find_elements(By.CSS_SELECTOR, ".pubmed-rag-source")
+
+    def levels(shown: list) -> list[str]:
+        return [
+            c.find_element(By.CSS_SELECTOR, ".pubmed-rag-evidence-level").get_attribute(
+                "data-level"
+            )
+            or ""
+            for c in shown
+        ]
+
+    def results(filtered: bool, heading: str = "") -> list:
+        text = main_text()
+        found = re.search(r"(\d+) articles ·", text)
+        shown = cards()
+        complete = bool(found) and len(shown) == int(found.group(1)) > 0
+        ready = complete and (("filtered" in text) == filtered) and heading in text
+        return shown if ready and all(c.text.strip() for c in shown) else []
+
+    # -- Search, then keep one study design: every card shows its badge ---------------------
+    driver.get(f"{app.url}/search")
+    terms = wait(START_TIMEOUT_S).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, 'input[aria-label="Search terms"]'))
+    )
+    terms.send_keys("proton pump inhibitor", Keys.ENTER)
+    every = levels(wait(ANSWER_TIMEOUT_S).until(lambda _: results(False)))
+    assert all(every), every  # a design badge (or "other") on every source
+    design = max(set(every), key=every.count)
+    chooser = next(
+        box
+        for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"]')
+        if box.text.startswith("Study design")
+    )
+    picker = chooser.find_element(By.CSS_SELECTOR, "input")
+    picker.click()
+    picker.send_keys(label(design), Keys.ENTER)
+    picker.send_keys(Keys.ESCAPE)
+    narrowed = levels(wait().until(lambda _: results(True)))
+    assert narrowed and set(narrowed) == {design}, (design, narrowed)
+    if len(set(every)) > 1:
+        assert len(narrowed) < len(every)
+
+    # -- A source's similar articles: neighbours, never the article itself -------------------
+    first = cards()[0]
+    pmid = first.get_attribute("data-pmid")
+    button = next(
+        b
+        for b in driver.find_elements(By.CSS_SELECTOR, "button")
+        if b.text.strip().endswith("Similar articles")
+    )
+    button.click()
+    # The design filter still applies: similar articles honour the sidebar's filters.
+    similar = wait(ANSWER_TIMEOUT_S).until(lambda _: results(True, f"Similar to PMID {pmid}"))
+    assert set(levels(similar)) == {design}
+    assert pmid not in [c.get_attribute("data-pmid") for c in similar]
+    back = next(
+        b for b in driver.find_elements(By.CSS_SELECTOR, "button") if "Back to search" in b.text
+    )
+    back.click()
+    wait().until(lambda _: "Similar to PMID" not in main_text())
+
+    # -- Watch a search, publish an update with new records, read What's new -------------------
+    watched = "cancer risk"
+    added = subprocess.run(
+        [sys.executable, "-m", "rag", "watch", "add", watched],
+        cwd=ROOT,
+        env=app.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    present = {c.get_attribute("data-pmid") for c in cards()}
+    new_files = [
+        p for p in sorted(METAPUB_PMIDS.glob("*.xml")) if p.stem not in present | set(REAL_PMIDS)
+    ][:25]
+    update = subprocess.run(
+        [sys.executable, "-m", "indexing", "update", *(f"--xml={p}" for p in new_files)],
+        cwd=ROOT,
+        env=app.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert update.returncode == 0, update.stderr
+    new_pmids = {p.stem for p in new_files}
+
+    driver.find_element(
+        By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a[href$="/whats_new"]'
+    ).click()
+
+    def news(_: object) -> list[str]:
+        text = main_text()
+        return [pmid for pmid in new_pmids if pmid in text] if watched in text else []
+
+    shown = wait().until(news)
+    assert shown, main_text()
+    assert "v000002" in main_text()  # checked against the version the update published
+    for link in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"] a'):
+        href = link.get_attribute("href") or ""
+        assert href.startswith(("https://pubmed.ncbi.nlm.nih.gov/", app.url)), href
+    driver.save_screenshot(str(ARTIFACTS / "browser-whats-new.png"))
+    assert driver.execute_script("return window.__pwned") is None

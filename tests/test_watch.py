@@ -363,3 +363,14 @@ def test_watch_run_writes_the_feed_named_by_the_setting(
 
     assert code == 0 and "1 checked" in err
     assert ET.parse(feed).getroot().tag == f"{{{ATOM}}}feed"
+
+
+def test_a_watch_stores_only_the_filters_that_constrain_something() -> None:
+    from rag.search import Filters
+    from rag.watch.store import filters_dict
+
+    assert filters_dict(Filters()) == {}
+    assert filters_dict(Filters(evidence=("rct",), year_from=2020)) == {
+        "year_from": 2020,
+        "evidence": ("rct",),
+    }

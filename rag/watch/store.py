@@ -173,7 +173,11 @@ class Watch:
 
 def filters_dict(filters: Filters) -> dict[str, Any]:
     """The fields of ``filters`` that constrain anything (what a watch stores)."""
-    return {key: value for key, value in asdict(filters).items() if value not in (None, False, "")}
+    return {
+        key: value
+        for key, value in asdict(filters).items()
+        if value not in (None, False, "", (), [])
+    }
 
 
 def new_id() -> str:
