@@ -13,6 +13,7 @@ from app_pages.watch_button import watch_button
 from app_pages.widgets import (
     SIMILAR_KEY,
     downloads,
+    html,
     no_index_guidance,
     search_error,
     show_sources,
@@ -21,7 +22,7 @@ from app_pages.widgets import (
 )
 from rag import display, export
 from rag.errors import RagError
-from rag.search import Filters, SearchResult
+from rag.search import Filters, SearchResult, entity_counts
 
 
 def page(ctx: Context) -> None:
@@ -95,6 +96,9 @@ def show_search(result: SearchResult, highlight: bool = True) -> None:
             y_label="Articles",
             height=180,
         )
+    facets = display.facets_html(entity_counts(hits))
+    if facets:
+        html(facets)
     downloads(hits, export.file_stem(result.query), key="search")
     terms = display.query_terms(result.query) if highlight else ()
     show_sources(hits, terms, (), similar=("search", None))

@@ -86,6 +86,14 @@ def sidebar_filters(with_limit: bool = False) -> tuple[Filters, int | None]:
             help="MeSH check tag Humans.",
             persist_state="session",
         )
+        entity = st.text_input(
+            "Substance, gene or concept",
+            key="f_entity",
+            placeholder="e.g. Metformin",
+            help="One whole name from the record's ChemicalList, GeneSymbolList or SupplMeshList "
+            "(indexed by NLM; the newest records have none yet).",
+            persist_state="session",
+        ).strip()
         limit = None
         if with_limit:
             limit = st.slider("Articles shown", 5, 200, 20, 5, key="f_limit")
@@ -101,6 +109,7 @@ def sidebar_filters(with_limit: bool = False) -> tuple[Filters, int | None]:
                 exclude_retracted=exclude_retracted,
                 evidence=tuple(evidence),
                 humans=humans,
+                entity=entity or None,
             )
         except RagError as exc:
             st.error(str(exc))

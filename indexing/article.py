@@ -85,6 +85,12 @@ class Article:
     # PMIDs this record cites or comments on (CommentsCorrections Cites/CommentOn/UpdateOf,
     # and the PubMed ids of its ReferenceList): a hit citing a retracted one is flagged.
     cites: tuple[str, ...] = ()
+    # Entities NLM's indexers attached to the record (facets that need no model): substances
+    # of the ChemicalList, symbols of the GeneSymbolList (records of 1991-1995 mostly) and the
+    # supplementary concepts of the SupplMeshList (rare diseases, organisms, protocols).
+    chemicals: tuple[str, ...] = ()
+    genes: tuple[str, ...] = ()
+    concepts: tuple[str, ...] = ()
     edat: str = ""  # Entrez date, ISO "YYYY-MM-DD" (PubMedPubDate PubStatus="entrez" / "pubmed")
     mdat: str = ""  # last revision, ISO "YYYY-MM-DD" (DateRevised)
     version: int = 1  # PMID Version attribute
@@ -224,6 +230,9 @@ def article_documents(
         "evidence": level.id,
         "population": join_list(list(populations)),
         "cites": join_list(list(article.cites)),
+        "chemicals": join_list(article.chemicals),
+        "genes": join_list(article.genes),
+        "concepts": join_list(article.concepts),
         "has_abstract": int(article.has_abstract),
         "edat": article.edat,
         "mdat": article.mdat,

@@ -57,6 +57,11 @@ def filter_options(command: F) -> F:
             help="Study designs to keep, comma-separated: " + ", ".join(LEVEL_IDS) + ".",
         ),
         click.option("--humans", is_flag=True, help="Only studies in humans (MeSH Humans)."),
+        click.option(
+            "--entity",
+            help="A substance, gene symbol or supplementary concept NLM indexed the article "
+            "with (ChemicalList, GeneSymbolList, SupplMeshList), e.g. Metformin.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -76,6 +81,7 @@ def make_filters(options: dict[str, Any]) -> Filters:
         exclude_retracted=bool(options.get("exclude_retracted")),
         evidence=parse_levels(options.get("evidence")),
         humans=bool(options.get("humans")),
+        entity=options.get("entity"),
     )
 
 

@@ -95,6 +95,7 @@ class FiltersRecord(_Record):
     exclude_retracted: bool = False
     evidence: list[Name] = Field(default_factory=list, max_length=20)
     humans: bool = False
+    entity: Name | None = None
 
     @classmethod
     def of(cls, filters: Filters) -> FiltersRecord:

@@ -33,6 +33,10 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 
 # Inline styles: Streamlit has a light and a dark theme, so colours are translucent.
 _MARK = '<mark style="background:rgba(255,200,0,0.45);color:inherit;padding:0 1px">'
+_ENTITY = (
+    '<span class="pubmed-rag-entity" style="text-decoration:underline dotted;'
+    'text-underline-offset:2px">'
+)
 _BADGE = (
     '<span style="display:inline-block;font-size:0.75em;padding:0 6px;margin:0 4px 2px 0;'
     'border-radius:8px;background:{bg}">{text}</span>'
@@ -97,21 +101,72 @@ def query_terms(query: str) -> tuple[str, ...]:
     return tuple(sorted(terms, key=lambda term: (-len(term), term)))
 
 
-def highlight(text: str, terms: Sequence[str]) -> str:
-    """Escaped ``text`` with words starting with one of ``terms`` marked (case-insensitive)."""
-    if not terms:
+def highlight(text: str, terms: Sequence[str], entities: Sequence[str] = ()) -> str:
+    """Escaped ``text``: words starting with one of ``terms`` marked, ``entities`` underlined.
+
+    Both case-insensitive; an entity (a whole name such as "Proton Pump Inhibitors") is
+    matched as a phrase and wins over a query term inside it.
+    """
+    names = sorted({name for name in entities if name.strip()}, key=len, reverse=True)
+    if not terms and not names:
         return escape(text)
-    pattern = re.compile(
-        r"\b(?:" + "|".join(re.escape(term) for term in terms) + r")[\w\-]*", re.IGNORECASE
-    )
+    alternatives = []
+    if names:
+        alternatives.append(
+            r"(?P<entity>\b(?:" + "|".join(re.escape(name) for name in names) + r")\b)"
+        )
+    if terms:
+        alternatives.append(
+            r"(?P<term>\b(?:" + "|".join(re.escape(term) for term in terms) + r")[\w\-]*)"
+        )
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
     parts: list[str] = []
     last = 0
     for match in pattern.finditer(text):
         parts.append(escape(text[last : match.start()]))
-        parts.append(f"{_MARK}{escape(match.group(0))}</mark>")
+        if match.lastgroup == "entity":
+            parts.append(f"{_ENTITY}{escape(match.group(0))}</span>")
+        else:
+            parts.append(f"{_MARK}{escape(match.group(0))}</mark>")
         last = match.end()
     parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+FACET_LABELS = {"chemicals": "Substances", "genes": "Genes", "concepts": "Concepts"}
+
+
+def facets_html(counts: dict[str, list[tuple[str, int]]]) -> str:
+    """The entities of a result set with how many articles carry each, escaped; "" if none."""
+    rows = [
+        f"{FACET_LABELS.get(kind, kind)}: "
+        + ", ".join(f"{escape(name)} ({count})" for name, count in entries)
+        for kind, entries in counts.items()
+        if entries
+    ]
+    if not rows:
+        return ""
+    return (
+        '<div class="pubmed-rag-facets" style="font-size:0.85em;margin:2px 0 6px">'
+        "<b>In these results</b> · " + " · ".join(rows) + "</div>"
+    )
+
+
+def entities_html(hit: Hit) -> str:
+    """The substances, gene symbols and concepts NLM indexed the article with, escaped."""
+    rows = [
+        (label, names)
+        for label, names in (
+            ("Substances", hit.chemicals),
+            ("Genes", hit.genes),
+            ("Concepts", hit.concepts),
+        )
+        if names
+    ]
+    if not rows:
+        return ""
+    text = " · ".join(f"{label}: {escape(', '.join(names))}" for label, names in rows)
+    return f'<div class="pubmed-rag-entities" style="font-size:0.85em;opacity:0.85">{text}</div>'
 
 
 def answer_html(text: str, sources: Sequence[Hit]) -> str:
@@ -157,7 +212,8 @@ def source_html(
     passage = hit.passage
     if passage_chars and len(passage) > passage_chars:
         passage = passage[:passage_chars].rsplit(" ", 1)[0] + " …"
-    body = highlight(passage, terms) if passage.strip() else "<i>(no abstract)</i>"
+    entities = (*hit.chemicals, *hit.genes, *hit.concepts)
+    body = highlight(passage, terms, entities) if passage.strip() else "<i>(no abstract)</i>"
     links = [link(pubmed_url(hit.pmid), "PubMed"), escape(f"PMID {hit.pmid}")]
     if hit.doi:
         links.append(link(doi_url(hit.doi), "DOI"))
@@ -171,6 +227,7 @@ def source_html(
         f'<div style="font-size:0.9em;opacity:0.85">{details}</div>'
         f'<div style="margin:2px 0">{kinds}</div>'
         f'<div style="font-size:0.92em;margin:4px 0">{body}</div>'
+        f"{entities_html(hit)}"
         f'<div style="font-size:0.85em">{" · ".join(links)}</div>'
         "</div>"
     )

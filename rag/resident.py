@@ -70,12 +70,15 @@ def socket_path(settings: Settings) -> Path:
 
 def search_payload(result: SearchResult) -> dict[str, Any]:
     """What ``rag search --json`` prints, and what the service answers."""
+    from rag.search import entity_counts
+
     return {
         "query": result.query,
         "index_version": result.index_version,
         "elapsed_ms": round(result.elapsed_ms, 1),
         "notices": list(result.notices),
         "sources": [source_dict(hit.to_dict()) for hit in result.hits],
+        "facets": entity_counts(result.hits),
     }
 
 
@@ -99,6 +102,9 @@ SOURCE_KEYS = (
     "evidence_label",
     "population",
     "cites_retracted",
+    "chemicals",
+    "genes",
+    "concepts",
 )
 
 

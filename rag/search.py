@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -50,6 +51,9 @@ COLUMNS = (
     "evidence",
     "population",
     "cites",
+    "chemicals",
+    "genes",
+    "concepts",
     "passage",
     "score",
 )
@@ -79,6 +83,10 @@ def _contains(column: str, name: str) -> str:
     return f"instr(lower({column}), lower(:{name})) > 0"
 
 
+# The list columns of NLM-indexed entities, the facets of a result set.
+ENTITY_COLUMNS = ("chemicals", "genes", "concepts")
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Metadata filters; ``None``/``False`` means "no constraint".
@@ -86,6 +94,8 @@ class Filters:
     Text filters are case-insensitive (ASCII). ``journal`` matches a part of the journal's
     title or ISO abbreviation; ``pubtype``, ``mesh`` and ``lang`` match one whole element of
     the article's publication types, MeSH descriptors and languages (``eng``, ``fre``…).
+    ``entity`` matches one whole substance, gene symbol or supplementary concept that NLM
+    indexed the record with (ChemicalList, GeneSymbolList, SupplMeshList).
     """
 
     year_from: int | None = None
@@ -98,6 +108,7 @@ class Filters:
     exclude_retracted: bool = False
     evidence: tuple[str, ...] = ()
     humans: bool = False
+    entity: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [level for level in self.evidence if level not in evidence_level.LEVEL_IDS]
@@ -153,6 +164,10 @@ class Filters:
         if self.humans:
             clauses.append(_contains("population", "population"))
             params["population"] = join_list(["humans"])
+        if self.entity and self.entity.strip():
+            columns = [_contains(column, "entity") for column in ENTITY_COLUMNS]
+            clauses.append("(" + " OR ".join(columns) + ")")
+            params["entity"] = join_list([self.entity.strip()])
         return "".join(f" AND {clause}" for clause in clauses), params
 
 
@@ -181,6 +196,9 @@ class Hit:
     population: tuple[str, ...] = ()  # "humans", "animals", "in-vitro" (MeSH)
     cites: tuple[str, ...] = ()  # PMIDs the record cites (CommentsCorrections, references)
     cites_retracted: tuple[str, ...] = ()  # those of them retracted in this index
+    chemicals: tuple[str, ...] = ()  # ChemicalList substances
+    genes: tuple[str, ...] = ()  # GeneSymbolList symbols
+    concepts: tuple[str, ...] = ()  # SupplMeshList concepts
 
     @property
     def evidence_label(self) -> str:
@@ -206,6 +224,9 @@ class Hit:
             languages=list(self.languages),
             population=list(self.population),
             cites_retracted=list(self.cites_retracted),
+            chemicals=list(self.chemicals),
+            genes=list(self.genes),
+            concepts=list(self.concepts),
             evidence_label=self.evidence_label,
             score=round(self.score, 4),
             dense_score=round(self.dense_score, 4),
@@ -415,7 +436,19 @@ def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
         evidence=str(row.get("evidence") or ""),
         population=tuple(split_list(row.get("population"))),
         cites=tuple(split_list(row.get("cites"))),
+        chemicals=tuple(split_list(row.get("chemicals"))),
+        genes=tuple(split_list(row.get("genes"))),
+        concepts=tuple(split_list(row.get("concepts"))),
     )
+
+
+def entity_counts(hits: Sequence[Hit], top: int = 10) -> dict[str, list[tuple[str, int]]]:
+    """Per entity kind, the ``top`` entities of a result set and how many hits carry each."""
+    counts: dict[str, list[tuple[str, int]]] = {}
+    for kind in ENTITY_COLUMNS:
+        tally = Counter(name for hit in hits for name in dict.fromkeys(getattr(hit, kind)))
+        counts[kind] = sorted(tally.items(), key=lambda item: (-item[1], item[0].lower()))[:top]
+    return counts
 
 
 def mark_cited_retractions(index: PublishedIndex, hits: Sequence[Hit]) -> tuple[Hit, ...]:

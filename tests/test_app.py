@@ -299,6 +299,9 @@ def test_search_ranks_articles_and_charts_them_by_year(sample_env: SampleIndex) 
     assert f'data-pmid="{RETRACTED_PMID}"' in cards[0]
     assert at.get("vega_lite_chart")  # results by year
     assert [button.label for button in at.download_button] == ["RIS", "BibTeX", "CSV"]
+    # The substances NLM indexed these articles with, counted over the result set.
+    facets = [m.body for m in at.markdown if "pubmed-rag-facets" in m.body]
+    assert facets and "Substances: " in facets[0] and "Proton Pump Inhibitors (" in facets[0]
 
 
 @pytest.mark.parametrize(
@@ -316,8 +319,14 @@ def test_search_ranks_articles_and_charts_them_by_year(sample_env: SampleIndex) 
         ("selectbox", "f_lang", "spa", lambda a: "spa" in a.languages),
         ("checkbox", "f_has_abstract", True, lambda a: a.has_abstract),
         ("checkbox", "f_exclude_retracted", True, lambda a: not a.retracted),
+        (
+            "text_input",
+            "f_entity",
+            "Anti-Bacterial Agents",
+            lambda a: "Anti-Bacterial Agents" in a.chemicals,
+        ),
     ],
-    ids=["year", "journal", "pubtype", "mesh", "lang", "abstract", "retracted"],
+    ids=["year", "journal", "pubtype", "mesh", "lang", "abstract", "retracted", "entity"],
 )
 def test_sidebar_filters_narrow_the_search(
     sample_env: SampleIndex, widget: str, key: str, value: object, check
