@@ -15,6 +15,7 @@ from app_pages.answer import (
 from app_pages.context import Context
 from app_pages.watch_button import watch_button
 from app_pages.widgets import (
+    html,
     no_index_guidance,
     search_error,
     show_evidence,
@@ -25,8 +26,9 @@ from app_pages.widgets import (
 from rag import display
 from rag.errors import RagError
 from rag.evidence import Evidence
-from rag.search import Filters
+from rag.search import Filters, Hit
 from rag.service import Answer, Failed, KeyEvidence, Queued, Sources, Token
+from rag.verdicts import VerdictModel, load_verdict_model, tally_verdicts
 
 QUESTION_EXAMPLE = "Is long-term use of proton pump inhibitors safe?"
 
@@ -56,7 +58,30 @@ def page(ctx: Context) -> None:
     outcome = last_answer()
     if outcome is not None:
         show_outcome(outcome, ctx.pages.get("search"))
+        if ctx.rag.verdicts and outcome.sources:
+            show_verdicts(ctx.rag.verdicts, outcome.question, outcome.sources)
         watch_button(ctx, "question", outcome.question, filters)
+
+
+@st.cache_resource(show_spinner=False)
+def _verdict_model(spec: str) -> VerdictModel:
+    return load_verdict_model(spec)
+
+
+def show_verdicts(spec: str, question: str, sources: tuple[Hit, ...]) -> None:
+    """What each top article says to the question (yes/no/maybe), tallied, each linked."""
+    key = ("verdicts", spec, question, tuple(hit.pmid for hit in sources))
+    tally = st.session_state.get("verdict_tally")
+    if tally is None or st.session_state.get("verdict_key") != key:
+        try:
+            with st.spinner("Reading the top articles for their verdicts…"):
+                tally = tally_verdicts(question, sources, _verdict_model(spec))
+        except RagError as exc:
+            st.warning(str(exc))
+            return
+        st.session_state["verdict_tally"], st.session_state["verdict_key"] = tally, key
+    with st.container(border=True):
+        html(display.verdicts_html(tally))
 
 
 def stream_answer(

@@ -19,6 +19,7 @@ from rag.evidence import Evidence
 from rag.export import short_authors
 from rag.grounding import AnswerSentence
 from rag.search import Hit
+from rag.verdicts import VerdictTally
 
 _UNSAFE = re.compile(r"[^\w ]|_")
 _SPACES = re.compile(r"\s+")
@@ -131,6 +132,23 @@ def highlight(text: str, terms: Sequence[str], entities: Sequence[str] = ()) -> 
         last = match.end()
     parts.append(escape(text[last:]))
     return "".join(parts)
+
+
+def verdicts_html(tally: VerdictTally) -> str:
+    """A verdict tally: the summary, then each article's label, score and PubMed link."""
+    items = "".join(
+        f'<li class="pubmed-rag-verdict" data-pmid="{escape(article.pmid)}" '
+        f'data-label="{escape(article.label)}"><b>{escape(article.label)}</b> '
+        f"{escape(f'{article.score:.2f}')} · "
+        f"{link(pubmed_url(article.pmid), article.title or f'PMID {article.pmid}')}</li>"
+        for article in tally.articles
+    )
+    return (
+        f'<div class="pubmed-rag-verdicts"><b>What the top articles say</b> '
+        f"({escape(tally.model)}): {escape(tally.summary())}<ul>{items}</ul>"
+        "<small>Each article read on its own for a yes / no / maybe answer to the question; "
+        "a tally of readings, not a meta-analysis.</small></div>"
+    )
 
 
 FACET_LABELS = {"chemicals": "Substances", "genes": "Genes", "concepts": "Concepts"}

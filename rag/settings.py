@@ -150,6 +150,11 @@ class RagSettings(BaseSettings):
         description="How each passage is shown to the generator; needs {pmid} and {passage}, may use {title}, {year}, {journal}.",
     )
 
+    verdicts: str = Field(
+        "",
+        max_length=500,
+        description="Verdict model the Ask page tallies the top articles with (yes/no/maybe): cues (model-free), biogpt or a BioGPT folder; empty = off. The CLI's `search --verdicts MODEL` works either way.",
+    )
     watch_top_n: int = Field(
         20,
         ge=1,

@@ -202,6 +202,25 @@ def test_overlong_question_is_trimmed_with_a_notice(sample_env: SampleIndex) -> 
     assert source_cards(at)
 
 
+def test_verdicts_of_the_top_articles_are_tallied_under_the_answer(
+    sample_env: SampleIndex, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("PUBMED_RAG_VERDICTS", "cues")
+
+    at = ask(open_app(), QUESTION)
+
+    no_errors(at)
+    (block,) = [b for b in html_blocks(at) if "pubmed-rag-verdicts" in b]
+    shown = re.findall(r'data-pmid="(\d+)" data-label="(yes|no|maybe)"', block)
+    sources = [hit.pmid for hit in at.session_state["last_answer"]["sources"]]
+    assert shown and [pmid for pmid, _ in shown] == sources[: len(shown)]
+    counts = {label: sum(1 for _, got in shown if got == label) for label in ("yes", "no", "maybe")}
+    assert "What the top articles say" in block and "(cues)" in block
+    for label, count in counts.items():  # the tally counts what each article said
+        if count:
+            assert re.search(rf"\b{count} (says |say )?{label}\b", block), (label, block)
+
+
 def test_off_topic_question_abstains_and_lists_the_closest_articles(
     sample_env: SampleIndex, env: pytest.MonkeyPatch
 ) -> None:
