@@ -87,16 +87,21 @@ def hub_env(hub_url: str, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the repository, as a user's shell would run it."""
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
+
+
+def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(env, "-c", code)
 
 
 LOCATE = (
@@ -110,15 +115,7 @@ RESOLVE_LLM = (
 
 
 def locate(env: dict[str, str], download: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", LOCATE, "download" if download else "cached"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run(env, "-c", LOCATE, "download" if download else "cached")
 
 
 def sha256(path: Path) -> str:
@@ -136,15 +133,7 @@ def test_first_use_downloads_pubmedbert_builds_with_it_and_then_needs_no_hub(
 ) -> None:
     env = hub_env(hub.url, tmp_path)
     records = sorted(METAPUB_PMIDS.glob("*.xml"))[:3]
-    ingest = subprocess.run(
-        [sys.executable, "-m", "indexing", "ingest", *(f"--xml={p}" for p in records)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    ingest = run(env, "-m", "indexing", "ingest", *(f"--xml={p}" for p in records))
     assert ingest.returncode == 0, ingest.stderr
     assert "offline embedder" not in ingest.stderr  # no fallback
     assert gets(hub, WEIGHTS) == [""]  # fetched once, whole
@@ -153,26 +142,10 @@ def test_first_use_downloads_pubmedbert_builds_with_it_and_then_needs_no_hub(
 
     hub.faults.down = True  # the hub is gone: readers and later runs use the cache
     before = len(hub.requests)
-    info = subprocess.run(
-        [sys.executable, "-m", "indexing", "info", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    info = run(env, "-m", "indexing", "info", "--json")
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["embeddings_model"] == DEFAULT_EMBEDDINGS
-    search = subprocess.run(
-        [sys.executable, "-m", "rag", "search", "cancer", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    search = run(env, "-m", "rag", "search", "cancer", "--json")
     assert search.returncode == 0, search.stderr
     assert json.loads(search.stdout)["sources"]
     assert locate(env, download=False).returncode == 0
