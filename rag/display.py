@@ -173,13 +173,7 @@ def facets_html(counts: dict[str, list[tuple[str, int]]]) -> str:
 def entities_html(hit: Hit) -> str:
     """The substances, gene symbols and concepts NLM indexed the article with, escaped."""
     rows = [
-        (label, names)
-        for label, names in (
-            ("Substances", hit.chemicals),
-            ("Genes", hit.genes),
-            ("Concepts", hit.concepts),
-        )
-        if names
+        (label, getattr(hit, kind)) for kind, label in FACET_LABELS.items() if getattr(hit, kind)
     ]
     if not rows:
         return ""

@@ -156,21 +156,46 @@ def test_researcher_asks_follows_a_citation_exports_and_filters(app: App, browse
         raise
 
 
+class Page:
+    """What both sessions read off the page: waits, the main area's text, the source cards."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def wait(self, seconds: float = STEP_TIMEOUT_S) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, seconds, poll_frequency=0.2)
+
+    def main_text(self) -> str:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+
+    def cards(self) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, ".pubmed-rag-source")
+
+    def results(self, filtered: bool, heading: str = "") -> list:
+        """The cards of a search once all are drawn (``[]`` before): filtered or not, under
+        ``heading``."""
+        text = self.main_text()
+        found = re.search(r"(\d+) articles ·", text)
+        shown = self.cards()
+        complete = bool(found) and len(shown) == int(found.group(1)) > 0
+        ready = complete and (("filtered" in text) == filtered) and heading in text
+        return shown if ready and all(c.text.strip() for c in shown) else []
+
+
 def _researcher_session(driver: Any, downloads: Path, app_url: str) -> None:
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    def wait(seconds: float = STEP_TIMEOUT_S) -> WebDriverWait:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2)
-
-    def main_text() -> str:
-        return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
-
-    def cards() -> list:
-        return driver.find_elements(By.CSS_SELECTOR, ".pubmed-rag-source")
+    page = Page(driver)
+    wait, main_text, cards, results = page.wait, page.main_text, page.cards, page.results
 
     # -- Ask: the answer streams in, then stands with its sources --------------------------
     driver.get(app_url)
@@ -272,13 +297,6 @@ def _researcher_session(driver: Any, downloads: Path, app_url: str) -> None:
     )
     terms.send_keys("proton pump inhibitor kidney", Keys.ENTER)
 
-    def results(filtered: bool) -> list:
-        text = main_text()
-        found = re.search(r"(\d+) articles ·", text)
-        shown = cards()
-        complete = bool(found) and len(shown) == int(found.group(1)) > 0
-        return shown if complete and (("filtered" in text) == filtered) else []
-
     years = [int(c.get_attribute("data-year") or 0) for c in wait().until(lambda _: results(False))]
     assert min(years) < YEAR_FROM, years  # the unfiltered result spans older years
     # The year chart is drawn by a component that may load after the cards.
@@ -313,18 +331,11 @@ def _screening_session(driver: Any, app: App) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from indexing.evidence_level import label
 
-    def wait(seconds: float = STEP_TIMEOUT_S) -> WebDriverWait:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2)
-
-    def main_text() -> str:
-        return driver.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
-
-    def cards() -> list:
-        return driver.find_elements(By.CSS_SELECTOR, ".pubmed-rag-source")
+    page = Page(driver)
+    wait, main_text, cards, results = page.wait, page.main_text, page.cards, page.results
 
     def levels(shown: list) -> list[str]:
         return [
@@ -334,14 +345,6 @@ def _screening_session(driver: Any, app: App) -> None:
             or ""
             for c in shown
         ]
-
-    def results(filtered: bool, heading: str = "") -> list:
-        text = main_text()
-        found = re.search(r"(\d+) articles ·", text)
-        shown = cards()
-        complete = bool(found) and len(shown) == int(found.group(1)) > 0
-        ready = complete and (("filtered" in text) == filtered) and heading in text
-        return shown if ready and all(c.text.strip() for c in shown) else []
 
     # -- Search, then keep one study design: every card shows its badge ---------------------
     driver.get(f"{app.url}/search")
