@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         le=512,
         description="Target passage length in word-piece tokens when splitting long abstracts.",
     )
+    keyword_stemmer: Literal["english", "porter", "none"] = Field(
+        "english",
+        description="How the keyword (BM25) side of a new embedded index matches words: english = "
+        "Snowball stems (mutations ~ mutated), porter = the older Porter stems, none = exact words "
+        "(txtai's default). Recorded in the index; existing indexes keep theirs. PostgreSQL's "
+        "keyword search stems with its own english configuration.",
+    )
     encode_batch: int = Field(32, ge=1, le=1024, description="Texts per encoder batch.")
     encoder_precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto",

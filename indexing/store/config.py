@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from indexing.encoder import DTYPES, choose_precision, reading_overrides, vectors_args
+from indexing.keywords import scoring_config
 from indexing.model_profiles import (
     DimensionalityError,
     choose_profile,
@@ -57,7 +58,7 @@ def embeddings_config(choice: ModelChoice, settings: Settings) -> dict[str, Any]
         "encoder": encoder.describe(),
         "content": True,
         "hybrid": True,
-        "scoring": {"method": "bm25", "terms": True, "normalize": True},
+        "scoring": scoring_config(settings.keyword_stemmer),
         "batch": max(SORT_WINDOW, settings.encode_batch),
         "encodebatch": settings.encode_batch,
     }
