@@ -39,3 +39,7 @@ class GeneratorUnavailableError(GenerationError):
 
 class VerdictModelError(RagError):
     """The named verdict model (yes/no/maybe per article) cannot be loaded."""
+
+
+class RerankerUnavailableError(SearchError):
+    """The cross-encoder (``PUBMED_RAG_RERANKER``) cannot be found, downloaded or loaded."""

@@ -22,7 +22,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from indexing.article import join_list, split_list
 from indexing.links import doi_url, pubmed_url
 from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
+
+if TYPE_CHECKING:
+    from rag.rerank import Reranker
 
 COLUMNS = (
     "id",
@@ -199,6 +202,7 @@ class Hit:
     chemicals: tuple[str, ...] = ()  # ChemicalList substances
     genes: tuple[str, ...] = ()  # GeneSymbolList symbols
     concepts: tuple[str, ...] = ()  # SupplMeshList concepts
+    rerank_score: float | None = None  # the cross-encoder's score (rag.rerank); None = not rescored
 
     @property
     def evidence_label(self) -> str:
@@ -286,6 +290,7 @@ def search(
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     evidence_boost: float = 0.0,
+    reranker: Reranker | None = None,
 ) -> SearchResult:
     """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
 
@@ -301,6 +306,8 @@ def search(
             ``limit`` hits says that results may be incomplete (a notice).
         evidence_boost: added to the fused score times the design's strength (0 = off; the
             app's "rank stronger designs higher" uses :data:`EVIDENCE_BOOST`).
+        reranker: a second stage (:class:`rag.rerank.Reranker`) that reorders the first
+            stage's top ``reranker.depth`` articles; ``None`` = off.
 
     Raises:
         EmptyQueryError: the query is blank.
@@ -319,12 +326,15 @@ def search(
     where, params = filters.to_sql()
     total = max(int(index.manifest.passages), 1)
     cap = min(max(max_candidates, candidates, limit), total)
-    pool = min(max(candidates, limit), cap)
+    wanted = max(limit, reranker.depth) if reranker is not None else limit
+    pool = min(max(candidates, wanted), cap)
     while True:
         hits = collapse(_fused(index, text, where, params, pool, weight), evidence_boost)
-        if len(hits) >= limit or pool >= cap:
+        if len(hits) >= wanted or pool >= cap:
             break
         pool = min(pool * GROWTH, cap)
+    if reranker is not None:
+        hits, _ = reranker.rerank(text, hits)
     if len(hits) < limit and pool < total:
         notices.append(
             f"Only the {pool:,} best-matching of {total:,} passages were searched "

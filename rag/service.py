@@ -37,6 +37,7 @@ from rag.errors import GenerationError, GeneratorBusyError
 from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_evidence, unit
 from rag.generation import Generator, generator_name, load_generator
 from rag.grounding import AnswerSentence, Grounded, ground_answer
+from rag.rerank import Reranker
 from rag.search import (
     EVIDENCE_BOOST,
     Filters,
@@ -265,6 +266,7 @@ class AnswerService:
             self.reader = IndexReader(self.settings)
         self._load_lock = threading.Lock()
         self._turns = GeneratorTurns()
+        self._reranker: Reranker | None = None
 
     @property
     def model_name(self) -> str:
@@ -284,6 +286,22 @@ class AnswerService:
                 if self.generator is None:
                     self.generator = load_generator(self.rag, self.settings)
         return self.generator
+
+    def load_reranker(self) -> Reranker | None:
+        """The second stage (``reranker`` setting), loaded on first use; ``None`` when off.
+
+        Raises:
+            RerankerUnavailableError: the named model cannot be found, downloaded or loaded.
+        """
+        if self.rag.reranker and self._reranker is None:
+            with self._load_lock:
+                if self._reranker is None:
+                    self._reranker = Reranker(
+                        self.rag.reranker,
+                        self.rag.rerank_depth,
+                        allow_download=not self.settings.offline,
+                    )
+        return self._reranker
 
     def search(
         self,
@@ -310,6 +328,7 @@ class AnswerService:
             max_query_chars=self.rag.max_query_chars,
             max_candidates=self.rag.max_candidates,
             evidence_boost=EVIDENCE_BOOST if boost else 0.0,
+            reranker=self.load_reranker(),
         )
 
     def similar(

@@ -78,6 +78,18 @@ class RagSettings(BaseSettings):
         le=100000,
         description="Passages pulled per retriever before filters and collapsing; grown automatically when filters leave too few.",
     )
+    reranker: str | None = Field(
+        None,
+        description="Second stage: a cross-encoder (hub id or local folder) that reorders the first "
+        "stage's top articles, e.g. ncbi/MedCPT-Cross-Encoder (fetched once, like the embedder); "
+        "unset = off. No cross-encoder ships with the offline bundle.",
+    )
+    rerank_depth: int = Field(
+        30,
+        ge=2,
+        le=200,
+        description="Articles the reranker rescores per search (the rest keep their order below them).",
+    )
     max_candidates: int = Field(
         20000,
         ge=10,
