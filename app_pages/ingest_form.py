@@ -89,7 +89,8 @@ def run_ingest(run: Callable[..., RunReport], starting: str) -> None:
         last[0] = now
         total = f" of {state.total:,}" if state.total else ""
         files = f" · file {state.files_done} of {state.files_total}" if state.files_total else ""
-        text = f"{state.records:,}{total} records read{files} · {state.label}"
+        tagged = f" · {state.tagged:,} tagged" if state.tagged else ""
+        text = f"{state.records:,}{total} records read{files}{tagged} · {state.label}"
         bar.progress(state.fraction or 0.0, text=text)
 
     try:

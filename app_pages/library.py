@@ -34,8 +34,13 @@ def page(ctx: Context) -> None:
         published = str(info.published_at)
         columns[3].metric("Published", published[:10], help=f"{published} (UTC)")
     embedder = info.embeddings_model or "(chosen at the first ingest)"
+    tagger = (
+        f" · <b>Entities (NER):</b> <code>{display.escape(info.ner_model)}</code>"
+        if info.ner_model
+        else ""
+    )
     html(
-        f"<b>Embedder:</b> <code>{display.escape(embedder)}</code> · <b>Generator:</b> "
+        f"<b>Embedder:</b> <code>{display.escape(embedder)}</code>{tagger} · <b>Generator:</b> "
         f"<code>{display.escape(ctx.service.model_name)}</code> · <b>Data:</b> "
         f"<code>{display.escape(info.data_dir)}</code>"
     )

@@ -91,7 +91,8 @@ def sidebar_filters(with_limit: bool = False) -> tuple[Filters, int | None]:
             key="f_entity",
             placeholder="e.g. Metformin",
             help="One whole name from the record's ChemicalList, GeneSymbolList or SupplMeshList "
-            "(indexed by NLM; the newest records have none yet).",
+            "(indexed by NLM; the newest records have none yet), or a chemical, disease or gene "
+            "tagged in its text at ingest when the index was built with PUBMED_RAG_NER_MODEL.",
             persist_state="session",
         ).strip()
         limit = None

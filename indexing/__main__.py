@@ -149,6 +149,7 @@ def info(as_json: bool) -> None:
         click.echo(f"Articles        {info.articles}")
         click.echo(f"Passages        {info.passages}")
         click.echo(f"Embeddings      {info.embeddings_model} ({info.dimensions}-d)")
+        click.echo(f"Entities (NER)  {info.ner_model or 'off (facets from the record only)'}")
         click.echo(f"XML files       {info.applied_files} applied")
         for term, query in sorted(info.queries.items()):
             click.echo(f"Query           {term!r} (last success {query.last_success})")

@@ -132,6 +132,23 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class TaggedEntities:
+    """What a named-entity tagger found in an article's title and abstract (:mod:`indexing.ner`).
+
+    Derived at ingest, never part of the record or its fingerprint: an index records which
+    model tagged it, and an update with another model is refused.
+    """
+
+    chemicals: tuple[str, ...] = ()
+    diseases: tuple[str, ...] = ()
+    genes: tuple[str, ...] = ()
+
+
+# The metadata column of each kind of tagged entity (the rag side's facets read these).
+NER_COLUMNS = {"chemicals": "ner_chemicals", "diseases": "ner_diseases", "genes": "ner_genes"}
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     """A ``<DeleteCitation>`` block: these PMIDs must leave the index, in file order."""
 
@@ -200,14 +217,19 @@ def passage_id(pmid: str, number: int) -> str:
 
 
 def article_documents(
-    article: Article, max_tokens: int, sources: tuple[str, ...] = ()
+    article: Article,
+    max_tokens: int,
+    sources: tuple[str, ...] = (),
+    tagged: TaggedEntities | None = None,
 ) -> Iterator[dict]:
     """The txtai documents (one per passage) that index an article.
 
     ``text`` is what is embedded and BM25-scored (title + passage); the other keys are metadata
     columns for filters and display. ``sources`` names where the record came from (tracked
     queries, files) so that an update can tell which records a query no longer returns.
+    ``tagged`` fills the :data:`NER_COLUMNS` (empty without a tagger).
     """
+    tagged = tagged or TaggedEntities()
     body = article.abstract_text
     level, populations = article_evidence(article)
     passages = split_passages(body, max_tokens) if body else [""]
@@ -233,6 +255,7 @@ def article_documents(
         "chemicals": join_list(article.chemicals),
         "genes": join_list(article.genes),
         "concepts": join_list(article.concepts),
+        **{column: join_list(getattr(tagged, kind)) for kind, column in NER_COLUMNS.items()},
         "has_abstract": int(article.has_abstract),
         "edat": article.edat,
         "mdat": article.mdat,

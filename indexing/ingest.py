@@ -140,7 +140,8 @@ class Applier:
     def flush(self) -> None:
         if not self.pending:
             return
-        counts = self.writer.upsert_articles(self.pending, source=self.source)
+        on_tagged = self.progress.tagged if self.progress is not None else None
+        counts = self.writer.upsert_articles(self.pending, source=self.source, on_tagged=on_tagged)
         self.report.added += counts.added
         self.report.revised += counts.revised
         self.report.unchanged += counts.unchanged
@@ -161,6 +162,7 @@ class IngestProgress:
     files_done: int = 0
     files_total: int = 0
     label: str = ""  # what is being read: a file name or the stage
+    tagged: int = 0  # records whose entities were tagged (PUBMED_RAG_NER_MODEL), if any
 
     @property
     def fraction(self) -> float | None:
@@ -176,7 +178,10 @@ ProgressCallback = Callable[[IngestProgress], None]
 
 
 class _Progress:
-    """The terminal bar (tqdm, off when quiet) and an optional callback, fed together."""
+    """The terminal bars (tqdm, off when quiet) and an optional callback, fed together.
+
+    The second bar, of records tagged with entities, appears only when a tagger runs.
+    """
 
     def __init__(
         self,
@@ -189,6 +194,8 @@ class _Progress:
         self.bar = tqdm(
             total=total, unit="rec", desc=desc, disable=quiet, dynamic_ncols=True, leave=False
         )
+        self.quiet = quiet
+        self.tag_bar: Any = None
         self.callback = callback
         self.state = IngestProgress(0, total, 0, files_total, desc)
 
@@ -198,10 +205,25 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()
+        if self.tag_bar is not None:
+            self.tag_bar.close()
 
     def update(self, records: int = 1) -> None:
         self.bar.update(records)
         self._change(records=self.state.records + records)
+
+    def tagged(self, records: int) -> None:
+        if self.tag_bar is None:
+            self.tag_bar = tqdm(
+                unit="rec",
+                desc="tagging entities",
+                disable=self.quiet,
+                dynamic_ncols=True,
+                leave=False,
+                position=1,
+            )
+        self.tag_bar.update(records)
+        self._change(tagged=self.state.tagged + records)
 
     def set_description(self, label: str) -> None:
         self.bar.set_description(label)

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         "neuml/pubmedbert-base-embeddings-matryoshka: 512/384/256/128/64); unset = the model's full "
         "width. Recorded in the index; updates with another value are refused.",
     )
+    ner_model: str | None = Field(
+        None,
+        max_length=2000,
+        description="Token-classification model(s) that tag chemicals, diseases and genes in the title "
+        "and abstract of each new or revised article at ingest (hub id or local folder; several "
+        "comma-separated); unset = off. Recorded in the index; updates with another value are refused.",
+    )
     offline: bool = Field(
         False,
         description="Use the bundled offline models (MiniLM embedder, SmolLM2 generator); never download.",
@@ -179,6 +186,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ner_model")
+    @classmethod
+    def _model_list(cls, value: str | None) -> str | None:
+        names = [name.strip() for name in (value or "").split(",") if name.strip()]
+        if len(set(names)) != len(names):
+            raise ValueError("names a model twice")
+        return ",".join(names) or None
 
     @field_validator("eutils_url")
     @classmethod

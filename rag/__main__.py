@@ -60,7 +60,8 @@ def filter_options(command: F) -> F:
         click.option(
             "--entity",
             help="A substance, gene symbol or supplementary concept NLM indexed the article "
-            "with (ChemicalList, GeneSymbolList, SupplMeshList), e.g. Metformin.",
+            "with (ChemicalList, GeneSymbolList, SupplMeshList), or a chemical, disease or gene "
+            "the ingest's tagger found in it (PUBMED_RAG_NER_MODEL), e.g. Metformin.",
         ),
     ]
     for option in reversed(options):

@@ -151,7 +151,15 @@ def verdicts_html(tally: VerdictTally) -> str:
     )
 
 
-FACET_LABELS = {"chemicals": "Substances", "genes": "Genes", "concepts": "Concepts"}
+FACET_LABELS = {
+    "chemicals": "Substances",
+    "genes": "Genes",
+    "concepts": "Concepts",
+    # Found in the text by the ingest's tagger, not indexed by NLM: labelled apart.
+    "ner_chemicals": "Chemicals (NER)",
+    "ner_diseases": "Diseases (NER)",
+    "ner_genes": "Genes (NER)",
+}
 
 
 def facets_html(counts: dict[str, list[tuple[str, int]]]) -> str:
@@ -171,7 +179,8 @@ def facets_html(counts: dict[str, list[tuple[str, int]]]) -> str:
 
 
 def entities_html(hit: Hit) -> str:
-    """The substances, gene symbols and concepts NLM indexed the article with, escaped."""
+    """The substances, gene symbols and concepts NLM indexed the article with, and the
+    chemicals, diseases and genes a tagger found in it, escaped."""
     rows = [
         (label, getattr(hit, kind)) for kind, label in FACET_LABELS.items() if getattr(hit, kind)
     ]
@@ -224,8 +233,7 @@ def source_html(
     passage = hit.passage
     if passage_chars and len(passage) > passage_chars:
         passage = passage[:passage_chars].rsplit(" ", 1)[0] + " …"
-    entities = (*hit.chemicals, *hit.genes, *hit.concepts)
-    body = highlight(passage, terms, entities) if passage.strip() else "<i>(no abstract)</i>"
+    body = highlight(passage, terms, hit.entities) if passage.strip() else "<i>(no abstract)</i>"
     links = [link(pubmed_url(hit.pmid), "PubMed"), escape(f"PMID {hit.pmid}")]
     if hit.doi:
         links.append(link(doi_url(hit.doi), "DOI"))

@@ -105,6 +105,9 @@ SOURCE_KEYS = (
     "chemicals",
     "genes",
     "concepts",
+    "ner_chemicals",
+    "ner_diseases",
+    "ner_genes",
 )
 
 

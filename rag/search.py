@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from indexing import evidence_level
-from indexing.article import join_list, split_list
+from indexing.article import NER_COLUMNS, join_list, split_list
 from indexing.links import doi_url, pubmed_url
 from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
@@ -57,6 +57,7 @@ COLUMNS = (
     "chemicals",
     "genes",
     "concepts",
+    *NER_COLUMNS.values(),
     "passage",
     "score",
 )
@@ -86,8 +87,9 @@ def _contains(column: str, name: str) -> str:
     return f"instr(lower({column}), lower(:{name})) > 0"
 
 
-# The list columns of NLM-indexed entities, the facets of a result set.
-ENTITY_COLUMNS = ("chemicals", "genes", "concepts")
+# The list columns of entities, the facets of a result set: those NLM indexed the record with,
+# then those a tagger found in its text at ingest (PUBMED_RAG_NER_MODEL; empty without one).
+ENTITY_COLUMNS = ("chemicals", "genes", "concepts", *NER_COLUMNS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,8 @@ class Filters:
     title or ISO abbreviation; ``pubtype``, ``mesh`` and ``lang`` match one whole element of
     the article's publication types, MeSH descriptors and languages (``eng``, ``fre``…).
     ``entity`` matches one whole substance, gene symbol or supplementary concept that NLM
-    indexed the record with (ChemicalList, GeneSymbolList, SupplMeshList).
+    indexed the record with (ChemicalList, GeneSymbolList, SupplMeshList), or one whole
+    chemical, disease or gene a tagger found in its text at ingest.
     """
 
     year_from: int | None = None
@@ -202,7 +205,16 @@ class Hit:
     chemicals: tuple[str, ...] = ()  # ChemicalList substances
     genes: tuple[str, ...] = ()  # GeneSymbolList symbols
     concepts: tuple[str, ...] = ()  # SupplMeshList concepts
+    # Found in the title and abstract by the ingest's tagger (indexing.ner), if it had one.
+    ner_chemicals: tuple[str, ...] = ()
+    ner_diseases: tuple[str, ...] = ()
+    ner_genes: tuple[str, ...] = ()
     rerank_score: float | None = None  # the cross-encoder's score (rag.rerank); None = not rescored
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """Every entity name of the article, from the record and from the tagger."""
+        return tuple(name for column in ENTITY_COLUMNS for name in getattr(self, column))
 
     @property
     def evidence_label(self) -> str:
@@ -231,6 +243,7 @@ class Hit:
             chemicals=list(self.chemicals),
             genes=list(self.genes),
             concepts=list(self.concepts),
+            **{column: list(getattr(self, column)) for column in NER_COLUMNS.values()},
             evidence_label=self.evidence_label,
             score=round(self.score, 4),
             dense_score=round(self.dense_score, 4),
@@ -449,15 +462,25 @@ def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
         chemicals=tuple(split_list(row.get("chemicals"))),
         genes=tuple(split_list(row.get("genes"))),
         concepts=tuple(split_list(row.get("concepts"))),
+        **{column: tuple(split_list(row.get(column))) for column in NER_COLUMNS.values()},
     )
 
 
 def entity_counts(hits: Sequence[Hit], top: int = 10) -> dict[str, list[tuple[str, int]]]:
-    """Per entity kind, the ``top`` entities of a result set and how many hits carry each."""
+    """Per entity kind, the ``top`` entities of a result set and how many hits carry each.
+
+    Names that differ in case only count as one (a tagger keeps each article's spelling:
+    "Glucose" opening a sentence, "glucose" in the next article), shown as most hits spell it.
+    """
     counts: dict[str, list[tuple[str, int]]] = {}
     for kind in ENTITY_COLUMNS:
-        tally = Counter(name for hit in hits for name in dict.fromkeys(getattr(hit, kind)))
-        counts[kind] = sorted(tally.items(), key=lambda item: (-item[1], item[0].lower()))[:top]
+        spellings: dict[str, Counter[str]] = {}
+        for hit in hits:
+            names = {name.casefold(): name for name in reversed(getattr(hit, kind))}
+            for key, name in names.items():
+                spellings.setdefault(key, Counter())[name] += 1
+        tally = [(spelled.most_common(1)[0][0], spelled.total()) for spelled in spellings.values()]
+        counts[kind] = sorted(tally, key=lambda item: (-item[1], item[0].lower()))[:top]
     return counts
 
 

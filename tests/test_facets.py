@@ -106,3 +106,16 @@ def test_entities_are_highlighted_and_escaped_in_sources() -> None:
     assert "Substances: Terbinafine" in listed
     assert "<img" not in listed and "img src" in listed  # escaped, still readable
     assert Filters(entity="Terbinafine").active
+
+
+def test_facets_count_names_differing_in_case_once_spelled_as_most_hits_spell_them() -> None:
+    def hit(pmid: str, *names: str) -> Hit:
+        return Hit(pmid, "t", "j", 2020, "", (), (), "", "", False, True, 1.0, "p", f"{pmid}#0",
+                   ner_chemicals=names)  # fmt: skip
+
+    hits = [hit("1", "Glucose", "glucose"), hit("2", "glucose"), hit("3", "glucose", "Insulin")]
+
+    counts = entity_counts(hits)
+
+    assert counts["ner_chemicals"] == [("glucose", 3), ("Insulin", 1)]
+    assert "Chemicals (NER): glucose (3)" in facets_html(counts)

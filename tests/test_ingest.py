@@ -400,7 +400,9 @@ def test_applier_holds_at_most_one_upsert_batch_of_records(tmp_path: Path) -> No
     class CountingWriter:
         """Stands in for the index writer: the applier's own memory is under test."""
 
-        def upsert_articles(self, articles: list[Article], source: str = "") -> UpsertCounts:
+        def upsert_articles(
+            self, articles: list[Article], source: str = "", on_tagged: object = None
+        ) -> UpsertCounts:
             return UpsertCounts(added=len(articles))
 
     with open_xml(SUBSET[0]) as stream:

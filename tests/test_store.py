@@ -76,6 +76,7 @@ def test_index_info_of_an_empty_data_dir_says_nothing_is_published(tmp_path: Pat
         "passages": 0,
         "embeddings_model": None,
         "dimensions": None,
+        "ner_model": None,
         "offline_mode": True,
         "queries": {},
         "applied_files": 0,

@@ -12,13 +12,14 @@ import abc
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from indexing.article import Article, article_documents, join_list, passage_id, split_list
 from indexing.clock import utcnow
 from indexing.errors import UserError
 from indexing.models import ModelChoice, locate_model, resolve_embeddings
+from indexing.ner import open_tagger
 from indexing.settings import Settings
 from indexing.store.config import check_dimensionality
 from indexing.store.records import Manifest, TrackedQuery, UpsertCounts, tracked_queries
@@ -221,6 +222,8 @@ class Writer(abc.ABC):
             check_dimensionality(self.base_manifest, self.choice.path, self.settings)
         else:
             self.choice = choice or resolve_embeddings(self.settings)
+        # Before any staging work: a refused or unloadable tagger leaves nothing to clean up.
+        self.tagger = open_tagger(self.settings, self.base_manifest)
         # The manifest form of the tracked queries (``term -> state``); see tracked_queries().
         self.queries: dict[str, dict[str, Any]] = dict(
             self.base_manifest.queries if self.base_manifest else {}
@@ -281,21 +284,26 @@ class Writer(abc.ABC):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    def upsert_articles(self, articles: Iterable[Article], source: str = "") -> UpsertCounts:
+    def upsert_articles(
+        self,
+        articles: Iterable[Article],
+        source: str = "",
+        on_tagged: Callable[[int], None] | None = None,
+    ) -> UpsertCounts:
         """Insert new articles, replace revised ones, skip unchanged ones (by fingerprint).
 
         A revised article loses all of its old passages before the new ones go in, so a
-        revision that shortens an abstract leaves no orphan passage behind.
+        revision that shortens an abstract leaves no orphan passage behind. With a tagger
+        (``PUBMED_RAG_NER_MODEL``) the new and revised articles are tagged first, and
+        ``on_tagged(n)`` is called as each step of ``n`` of them is done.
         """
         counts = UpsertCounts()
         batch = {article.pmid: article for article in articles}  # last revision in a batch wins
         if not batch:
             return counts
         known = self.known(batch)
-        documents: list[dict[str, Any]] = []
         stale_ids: list[str] = []
-        rows: list[CatalogRow] = []
-        now = utcnow()
+        changed: list[tuple[Article, str, list[str]]] = []
         for pmid, article in batch.items():
             fingerprint = article.fingerprint()
             previous = known.get(pmid)
@@ -313,10 +321,29 @@ class Writer(abc.ABC):
                 stale_ids.extend(passage_id(pmid, n) for n in range(previous.passages))
             else:
                 counts.added += 1
-            docs = list(article_documents(article, self.settings.passage_tokens))
+            changed.append((article, fingerprint, sources))
+        # Only what is written is tagged: unchanged records keep the entities they have.
+        tags = (
+            self.tagger.tag([article for article, _, _ in changed], on_tagged)
+            if self.tagger is not None
+            else [None] * len(changed)
+        )
+        documents: list[dict[str, Any]] = []
+        rows: list[CatalogRow] = []
+        now = utcnow()
+        for (article, fingerprint, sources), tagged in zip(changed, tags, strict=True):
+            docs = list(article_documents(article, self.settings.passage_tokens, tagged=tagged))
             documents.extend(docs)
             rows.append(
-                (pmid, fingerprint, len(docs), join_list(sources), article.edat, article.mdat, now)
+                (
+                    article.pmid,
+                    fingerprint,
+                    len(docs),
+                    join_list(sources),
+                    article.edat,
+                    article.mdat,
+                    now,
+                )
             )
         if stale_ids:
             self.embeddings.delete(stale_ids)
@@ -382,6 +409,8 @@ class Writer(abc.ABC):
             queries=self.queries,
             applied_files=self.applied_files,
             run_id=run_id,
+            ner_model=self.tagger.name if self.tagger is not None else "",
+            ner_sha256=self.tagger.sha256 if self.tagger is not None else "",
         )
 
 

@@ -36,6 +36,7 @@ def index_info(settings: Settings) -> IndexInfo:
         passages=manifest.passages,
         embeddings_model=manifest.embeddings_model,
         dimensions=manifest.dimensions,
+        ner_model=manifest.ner_model or None,
         queries=manifest.tracked_queries(),
         applied_files=len(manifest.applied_files),
     )

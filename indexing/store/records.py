@@ -76,6 +76,10 @@ class Manifest:
     queries: dict[str, dict[str, Any]] = field(default_factory=dict)
     applied_files: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
+    # The entity tagging models (PUBMED_RAG_NER_MODEL, comma-separated) and the sha256 of
+    # their files; "" for an index built without (:func:`indexing.ner.open_tagger`).
+    ner_model: str = ""
+    ner_sha256: str = ""
     format: int = MANIFEST_FORMAT
 
     def to_json(self) -> str:
@@ -119,6 +123,7 @@ class IndexInfo:
     passages: int = 0
     embeddings_model: str | None = None
     dimensions: int | None = None
+    ner_model: str | None = None  # the entity tagging models, None when the index has none
     queries: dict[str, TrackedQuery] = field(default_factory=dict)
     applied_files: int = 0
     versions_on_disk: tuple[str, ...] = ()
@@ -142,6 +147,7 @@ class IndexInfo:
             "passages": self.passages,
             "embeddings_model": self.embeddings_model,
             "dimensions": self.dimensions,
+            "ner_model": self.ner_model,
             "offline_mode": self.offline_mode,
             "queries": {term: query.state() for term, query in self.queries.items()},
             "applied_files": self.applied_files,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -163,11 +163,16 @@ class PgWriter(Writer):
 
     # -- changes: txtai's errors become DatabaseError ------------------------------------------
 
-    def upsert_articles(self, articles: Iterable[Article], source: str = "") -> UpsertCounts:
+    def upsert_articles(
+        self,
+        articles: Iterable[Article],
+        source: str = "",
+        on_tagged: Callable[[int], None] | None = None,
+    ) -> UpsertCounts:
         """See :meth:`Writer.upsert_articles`; driver errors become :class:`DatabaseError`."""
         with self.store.translated("indexing"):
             self._defer_hnsw()
-            return super().upsert_articles(articles, source)
+            return super().upsert_articles(articles, source, on_tagged)
 
     def _defer_hnsw(self) -> None:
         """Drop the staging schema's HNSW indexes (txtai builds one with a new index).
