@@ -6,6 +6,8 @@ Runs, each as a user would run it (a ``python -m rag eval`` subprocess, offline 
                           + plain txtai BM25 / dense / hybrid    -> eval-scifact.json
     SciFact (test qrels)  product with PUBMED_RAG_ENCODER_PRECISION=fp32
                           (no baselines: they do not change)      -> eval-scifact-fp32.json
+    SciFact (test qrels)  product with PUBMED_RAG_KEYWORD_STEMMER=none (the ablation's
+                          stemming row: an index property)        -> eval-scifact-nostem.json
     PubMedQA (PQA-L test, 500 questions), retrieval over all 1000 abstracts and with the gold
                           abstract given                          -> eval-pubmedqa.json
 
@@ -67,11 +69,17 @@ def _pct(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.1f}%"
 
 
-def scifact_table(fast: dict[str, Any], fp32: dict[str, Any]) -> list[str]:
-    """Product (fast and fp32 encoder) beside the plain txtai baselines."""
-    precision = (fast["config"]["product"].get("encoder") or {}).get("precision", "?")
+def scifact_table(
+    fast: dict[str, Any], fp32: dict[str, Any], nostem: dict[str, Any] | None = None
+) -> list[str]:
+    """Product (fast and fp32 encoder) beside the plain txtai baselines, then the ablation."""
+    product = fast["config"]["product"]
+    precision = (product.get("encoder") or {}).get("precision", "?")
+    stages = f"stemmed BM25 ({product.get('keyword_stemmer', 'none')}) + dense, passages, collapse"
+    if product.get("reranker"):
+        stages += f", reranker {product['reranker']} (top {product.get('rerank_depth')})"
     rows = [
-        ("**product** (hybrid, passages, collapse; encoder " + precision + ")", fast["product"]),
+        (f"**product** ({stages}; encoder {precision})", fast["product"]),
         ("product, encoder fp32 (`PUBMED_RAG_ENCODER_PRECISION=fp32`)", fp32["product"]),
         *((f"plain {name}", scores) for name, scores in fast["baselines"].items()),
     ]
@@ -88,6 +96,32 @@ def scifact_table(fast: dict[str, Any], fp32: dict[str, Any]) -> list[str]:
         "±0.005). Baselines index whole documents with txtai's defaults and the same embedder "
         "(fp32).",
     ]
+    ablated = dict(fast.get("ablations") or {})
+    if nostem is not None:
+        ablated = {
+            "without stemming (`PUBMED_RAG_KEYWORD_STEMMER=none`)": nostem["product"],
+            **ablated,
+        }
+    if ablated:
+        full = fast["product"]["ndcg@10"]
+        lines += [
+            "",
+            "| ablation: the product with one stage off | ndcg@10 | what the stage adds | recall@100 |",
+            "|---|---|---|---|",
+            f"| product, every stage on | {_f(full)} | – | {_f(fast['product']['recall@100'])} |",
+        ]
+        lines += [
+            f"| {name} | {_f(scores['ndcg@10'])} | {full - scores['ndcg@10']:+.3f} | "
+            f"{_f(scores['recall@100'])} |"
+            for name, scores in ablated.items()
+        ]
+    latency = fast.get("product_latency_ms") or {}
+    if latency:
+        lines += [
+            "",
+            f"Product search latency over these {latency['n']} queries (limit 10, every stage on): "
+            f"p50 {latency['p50']} ms, p95 {latency['p95']} ms.",
+        ]
     return lines
 
 
@@ -190,7 +224,10 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
         "",
     ]
     if "scifact" in results:
-        lines += [*scifact_table(results["scifact"], results["scifact-fp32"]), ""]
+        table = scifact_table(
+            results["scifact"], results["scifact-fp32"], results.get("scifact-nostem")
+        )
+        lines += [*table, ""]
     if "pubmedqa" in results:
         pubmedqa = results["pubmedqa"]["config"]
         if pubmedqa["answered_questions"] < pubmedqa["test_questions"]:
@@ -254,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     suffix = f"-limit{args.limit}" if args.limit else ""
     results: dict[str, dict[str, Any]] = {}
     if args.summarize:
-        files = {name: f"eval-{name}.json" for name in ("scifact", "scifact-fp32", "pubmedqa")}
+        names = ("scifact", "scifact-fp32", "scifact-nostem", "pubmedqa")
+        files = {name: f"eval-{name}.json" for name in names}
         if not (out_dir / files["pubmedqa"]).exists() and (partial := largest_partial(out_dir)):
             files["pubmedqa"] = partial.name
         if (out_dir / PUBMEDQA_BASELINE).exists():
@@ -280,9 +318,14 @@ def main(argv: list[str] | None = None) -> int:
             PUBMED_RAG_ENCODER_PRECISION="auto",
         )
         results["scifact-fp32"] = run_eval(
-            ["beir", *collection, "--no-baselines"],
+            ["beir", *collection, "--no-baselines", "--no-ablations"],
             out_dir / "eval-scifact-fp32.json",
             PUBMED_RAG_ENCODER_PRECISION="fp32",
+        )
+        results["scifact-nostem"] = run_eval(
+            ["beir", *collection, "--no-baselines", "--no-ablations"],
+            out_dir / "eval-scifact-nostem.json",
+            PUBMED_RAG_KEYWORD_STEMMER="none",
         )
     if args.only in (None, "pubmedqa"):
         limit = ["--limit", str(args.limit)] if args.limit else []
@@ -295,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     files = {
         "scifact": "eval-scifact.json",
         "scifact-fp32": "eval-scifact-fp32.json",
+        "scifact-nostem": "eval-scifact-nostem.json",
         "pubmedqa": f"eval-pubmedqa{suffix}.json",
     }
     text = summary(results, args.limit, [files[name] for name in results])

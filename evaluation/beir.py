@@ -25,8 +25,10 @@ from evaluation.machine import machine_info
 from evaluation.metrics import DEEP_K, TOP_K, score_run
 from evaluation.product import faiss_layout, index_description, temporary_index
 from indexing.article import AbstractSection, Article
+from indexing.keywords import describe as describe_keywords
 from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
+from rag.rerank import Reranker
 from rag.search import search
 from rag.settings import RagSettings
 
@@ -149,8 +151,15 @@ def product_rankings(
     *,
     progress: bool = True,
     desc: str = "querying",
+    reranker: Reranker | None = None,
+    weight: float | None = None,
+    latencies: list[float] | None = None,
 ) -> dict[str, list[str]]:
-    """``{qid: [doc ids]}`` from :func:`rag.search.search` with the configured settings."""
+    """``{qid: [doc ids]}`` from :func:`rag.search.search` with the configured settings.
+
+    ``weight`` overrides the hybrid weight (0 = BM25 only, 1 = dense only, for the ablation);
+    ``latencies`` collects each search's milliseconds.
+    """
     rankings: dict[str, list[str]] = {}
     for qid, text in tqdm(queries.items(), unit="q", desc=desc, disable=not progress):
         result = search(
@@ -158,12 +167,58 @@ def product_rankings(
             text,
             None,
             limit,
-            rag.hybrid_weight,
+            rag.hybrid_weight if weight is None else weight,
             candidates=rag.candidates,
             max_query_chars=rag.max_query_chars,
+            reranker=reranker,
         )
         rankings[qid] = [hit.pmid for hit in result.hits]
+        if latencies is not None:
+            latencies.append(result.elapsed_ms)
     return rankings
+
+
+def latency_summary(latencies: Sequence[float]) -> dict[str, float]:
+    """p50 / p95 / max milliseconds of the product's searches."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return {}
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
+
+    return {"p50": at(0.50), "p95": at(0.95), "max": round(ordered[-1], 1), "n": len(ordered)}
+
+
+def ablations(
+    index: PublishedIndex,
+    collection: BeirCollection,
+    rag: RagSettings,
+    reranker: Reranker | None,
+    *,
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """The product's metrics with one stage switched off at a time, on the same index.
+
+    Stemming is a property of the index, so its row comes from a second run
+    (``PUBMED_RAG_KEYWORD_STEMMER=none``, see ``benchmarks/evaluate.py``).
+    """
+    variants: dict[str, dict[str, Any]] = {
+        "without the dense side (BM25 only)": {"weight": 0.0, "reranker": reranker},
+        "without BM25 (dense only)": {"weight": 1.0, "reranker": reranker},
+    }
+    if reranker is not None:
+        variants["without the reranker"] = {"weight": None, "reranker": None}
+    out = {}
+    for name, options in variants.items():
+        top = product_rankings(
+            index, collection.queries, rag, TOP_K, progress=progress, desc=name, **options
+        )
+        deep = product_rankings(
+            index, collection.queries, rag, DEEP_K, progress=progress, desc=name, **options
+        )
+        out[name] = score_run(top, collection.qrels, deep)
+    return out
 
 
 def baseline_configs(model_path: str) -> dict[str, dict[str, Any]]:
@@ -222,17 +277,31 @@ def evaluate_beir(
     *,
     baselines: Sequence[str] = BASELINES,
     progress: bool = True,
+    with_ablations: bool = True,
 ) -> dict[str, Any]:
     """Product and baseline metrics on a BEIR collection, in the ``--out`` JSON shape."""
     settings = settings or get_settings()
     rag = rag or RagSettings()
     articles = [beir_article(doc) for doc in collection.corpus.values()]
     started = time.perf_counter()
+    reranker = (
+        Reranker(rag.reranker, rag.rerank_depth, allow_download=not settings.offline)
+        if rag.reranker
+        else None
+    )
+    latencies: list[float] = []
     with temporary_index(articles, settings, progress=progress) as (index, _):
         built = time.perf_counter() - started
-        top = product_rankings(index, collection.queries, rag, TOP_K, progress=progress)
+        top = product_rankings(
+            index, collection.queries, rag, TOP_K, progress=progress, reranker=reranker,
+            latencies=latencies,
+        )  # fmt: skip
         deep = product_rankings(
-            index, collection.queries, rag, DEEP_K, progress=progress, desc="querying @100"
+            index, collection.queries, rag, DEEP_K, progress=progress, desc="querying @100",
+            reranker=reranker,
+        )  # fmt: skip
+        ablated = (
+            ablations(index, collection, rag, reranker, progress=progress) if with_ablations else {}
         )
         described = index_description(index)
         from indexing.models import locate_model
@@ -240,6 +309,9 @@ def evaluate_beir(
         model_path = locate_model(index.manifest.embeddings_model, allow_download=False)
     product_s = time.perf_counter() - started
     results: dict[str, Any] = {"product": score_run(top, collection.qrels, deep)}
+    results["product_latency_ms"] = latency_summary(latencies)
+    if ablated:
+        results["ablations"] = ablated
     baseline_results: dict[str, dict[str, float]] = {}
     baseline_info: dict[str, Any] = {}
     configs = baseline_configs(model_path)
@@ -257,6 +329,9 @@ def evaluate_beir(
             **described,
             "hybrid_weight": rag.hybrid_weight,
             "candidates": rag.candidates,
+            "keyword_stemmer": describe_keywords(described.get("scoring")),
+            "reranker": rag.reranker,
+            "rerank_depth": rag.rerank_depth if rag.reranker else None,
             "passage_tokens": settings.passage_tokens,
             "encode_batch": settings.encode_batch,
             "offline": settings.offline,

@@ -59,6 +59,12 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Also score plain txtai BM25, dense and hybrid (each indexes the corpus again).",
 )
+@click.option(
+    "--ablations/--no-ablations",
+    default=True,
+    show_default=True,
+    help="Also score the product with each ranking stage switched off in turn (same index).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def beir_command(
@@ -69,6 +75,7 @@ def beir_command(
     out: Path | None,
     limit_queries: int | None,
     baselines: bool,
+    ablations: bool,
     quiet: bool,
 ) -> None:
     """nDCG@10, recall@10/@100 and MRR@10 of the product and of plain txtai baselines.
@@ -80,7 +87,10 @@ def beir_command(
     def body() -> None:
         collection = load_beir(corpus, queries, qrels, limit_queries)
         payload = evaluate_beir(
-            collection, baselines=BASELINES if baselines else (), progress=not quiet
+            collection,
+            baselines=BASELINES if baselines else (),
+            progress=not quiet,
+            with_ablations=ablations,
         )
         payload["config"]["files"] = {
             "corpus": str(corpus),
@@ -119,7 +129,7 @@ def beir_command(
     default="retrieval,gold",
     show_default=True,
     help="Which answers to generate: retrieval (over all abstracts), gold (the gold abstract "
-    "given), or both.",
+    "given), both, or none (source recall and the support checker only).",
 )
 @click.option(
     "--verdicts",
@@ -142,8 +152,12 @@ def pubmedqa_command(
 ) -> None:
     """Yes/no/maybe accuracy, source recall, citation validity and abstention on PubMedQA."""
     chosen = tuple(part.strip() for part in answer_settings.split(",") if part.strip())
-    if not chosen or set(chosen) - {"retrieval", "gold"}:
-        raise click.BadParameter("give retrieval, gold or retrieval,gold", param_hint="--settings")
+    if chosen == ("none",):
+        chosen = ()
+    elif not chosen or set(chosen) - {"retrieval", "gold"}:
+        raise click.BadParameter(
+            "give retrieval, gold, retrieval,gold or none", param_hint="--settings"
+        )
 
     def body() -> None:
         if verdicts:

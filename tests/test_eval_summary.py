@@ -71,3 +71,28 @@ def test_summary_prefers_a_full_pubmedqa_run(tmp_path: Path) -> None:
     text = (tmp_path / "eval-latest.md").read_text(encoding="utf-8")
     assert "Partial" not in text and "| accuracy (yes/no/maybe) | 38.0% |" in text
     assert "nDCG@10 of the bf16 encoder minus fp32: **+0.0000**" in text
+
+
+def test_summary_shows_what_each_stage_adds_and_the_search_latency(tmp_path: Path) -> None:
+    full = _scifact("bf16")
+    full["ablations"] = {"without BM25 (dense only)": {**SCORES, "ndcg@10": 0.64}}
+    full["product_latency_ms"] = {"p50": 21.5, "p95": 40.2, "max": 80.0, "n": 300}
+    full["config"]["product"]["keyword_stemmer"] = "english"
+    _write(tmp_path, "eval-scifact.json", full)
+    _write(tmp_path, "eval-scifact-fp32.json", _scifact("fp32"))
+    _write(
+        tmp_path,
+        "eval-scifact-nostem.json",
+        {**_scifact("bf16"), "product": {**SCORES, "ndcg@10": 0.68}},
+    )
+
+    assert main(["--summarize", "--out-dir", str(tmp_path)]) == 0
+
+    text = (tmp_path / "eval-latest.md").read_text(encoding="utf-8")
+    assert (
+        "| without stemming (`PUBMED_RAG_KEYWORD_STEMMER=none`) | 0.680 | +0.020 | 0.900 |" in text
+    )
+    assert "| without BM25 (dense only) | 0.640 | +0.060 | 0.900 |" in text
+    assert "stemmed BM25 (english)" in text
+    assert "p50 21.5 ms, p95 40.2 ms" in text
+    assert "`eval-scifact-nostem.json`" in text

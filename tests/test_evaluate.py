@@ -253,7 +253,9 @@ def test_eval_beir_writes_product_and_txtai_baseline_metrics(
 
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert set(data) == {"product", "baselines", "config", "machine"}
+    assert set(data) == {
+        "product", "product_latency_ms", "ablations", "baselines", "config", "machine"
+    }  # fmt: skip
     assert set(data["baselines"]) == set(BASELINES)
     for scores in [data["product"], *data["baselines"].values()]:
         assert set(scores) == set(METRICS)
@@ -263,6 +265,15 @@ def test_eval_beir_writes_product_and_txtai_baseline_metrics(
     assert data["baselines"]["txtai-bm25"]["recall@10"] >= 0.6
     assert data["config"]["queries"] == 8
     assert data["config"]["product"]["encoder"]["precision"] in ("bf16", "fp32")
+    assert data["config"]["product"]["keyword_stemmer"] == "english"
+    assert data["config"]["product"]["reranker"] is None
+    # Each stage switched off in turn, on the same index; no reranker row without a reranker.
+    assert set(data["ablations"]) == {
+        "without the dense side (BM25 only)", "without BM25 (dense only)"
+    }  # fmt: skip
+    assert all(set(scores) == set(METRICS) for scores in data["ablations"].values())
+    latency = data["product_latency_ms"]
+    assert latency["n"] == 8 and 0 < latency["p50"] <= latency["p95"] <= latency["max"]
     assert data["machine"]["cores"]
     assert not list(tmp_path.glob("data/index"))  # the temporary index did not land in data/
 
