@@ -77,7 +77,7 @@ def scifact_table(
     precision = (product.get("encoder") or {}).get("precision", "?")
     stages = f"stemmed BM25 ({product.get('keyword_stemmer', 'none')}) + dense, passages, collapse"
     if product.get("reranker"):
-        stages += f", reranker {product['reranker']} (top {product.get('rerank_depth')})"
+        stages += f", second stage: {product['reranker']}"
     rows = [
         (f"**product** ({stages}; encoder {precision})", fast["product"]),
         ("product, encoder fp32 (`PUBMED_RAG_ENCODER_PRECISION=fp32`)", fp32["product"]),

@@ -28,7 +28,7 @@ from indexing.article import AbstractSection, Article
 from indexing.keywords import describe as describe_keywords
 from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
-from rag.rerank import Reranker
+from rag.rerank import LateInteraction, Reranker, second_stage
 from rag.search import search
 from rag.settings import RagSettings
 
@@ -151,7 +151,7 @@ def product_rankings(
     *,
     progress: bool = True,
     desc: str = "querying",
-    reranker: Reranker | None = None,
+    reranker: Reranker | LateInteraction | None = None,
     weight: float | None = None,
     latencies: list[float] | None = None,
 ) -> dict[str, list[str]]:
@@ -194,7 +194,7 @@ def ablations(
     index: PublishedIndex,
     collection: BeirCollection,
     rag: RagSettings,
-    reranker: Reranker | None,
+    reranker: Reranker | LateInteraction | None,
     *,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
@@ -208,7 +208,7 @@ def ablations(
         "without BM25 (dense only)": {"weight": 1.0, "reranker": reranker},
     }
     if reranker is not None:
-        variants["without the reranker"] = {"weight": None, "reranker": None}
+        variants["without the second stage"] = {"weight": None, "reranker": None}
     out = {}
     for name, options in variants.items():
         top = product_rankings(
@@ -284,10 +284,12 @@ def evaluate_beir(
     rag = rag or RagSettings()
     articles = [beir_article(doc) for doc in collection.corpus.values()]
     started = time.perf_counter()
-    reranker = (
-        Reranker(rag.reranker, rag.rerank_depth, allow_download=not settings.offline)
-        if rag.reranker
-        else None
+    reranker = second_stage(
+        rag.reranker,
+        rag.rerank_depth,
+        rag.late_interaction,
+        rag.late_interaction_weight,
+        allow_download=not settings.offline,
     )
     latencies: list[float] = []
     with temporary_index(articles, settings, progress=progress) as (index, _):
@@ -330,8 +332,8 @@ def evaluate_beir(
             "hybrid_weight": rag.hybrid_weight,
             "candidates": rag.candidates,
             "keyword_stemmer": describe_keywords(described.get("scoring")),
-            "reranker": rag.reranker,
-            "rerank_depth": rag.rerank_depth if rag.reranker else None,
+            "reranker": reranker.name if reranker is not None else None,
+            "rerank_depth": reranker.depth if reranker is not None else None,
             "passage_tokens": settings.passage_tokens,
             "encode_batch": settings.encode_batch,
             "offline": settings.offline,

@@ -33,7 +33,7 @@ from indexing.store import IndexNotFoundError, IndexReader, PublishedIndex
 from rag.errors import EmptyIndexError, EmptyQueryError, IndexMissingError, SearchError
 
 if TYPE_CHECKING:
-    from rag.rerank import Reranker
+    from rag.rerank import LateInteraction, Reranker
 
 COLUMNS = (
     "id",
@@ -303,7 +303,7 @@ def search(
     max_query_chars: int = DEFAULT_MAX_QUERY_CHARS,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     evidence_boost: float = 0.0,
-    reranker: Reranker | None = None,
+    reranker: Reranker | LateInteraction | None = None,
 ) -> SearchResult:
     """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
 
@@ -319,8 +319,9 @@ def search(
             ``limit`` hits says that results may be incomplete (a notice).
         evidence_boost: added to the fused score times the design's strength (0 = off; the
             app's "rank stronger designs higher" uses :data:`EVIDENCE_BOOST`).
-        reranker: a second stage (:class:`rag.rerank.Reranker`) that reorders the first
-            stage's top ``reranker.depth`` articles; ``None`` = off.
+        reranker: a second stage (:class:`rag.rerank.Reranker`, a cross-encoder, or
+            :class:`rag.rerank.LateInteraction`) that reorders the first stage's top
+            ``reranker.depth`` articles; ``None`` = off.
 
     Raises:
         EmptyQueryError: the query is blank.
@@ -347,7 +348,7 @@ def search(
             break
         pool = min(pool * GROWTH, cap)
     if reranker is not None:
-        hits, _ = reranker.rerank(text, hits)
+        hits, _ = reranker.rerank(text, hits, index)
     if len(hits) < limit and pool < total:
         notices.append(
             f"Only the {pool:,} best-matching of {total:,} passages were searched "

@@ -37,7 +37,7 @@ from rag.errors import GenerationError, GeneratorBusyError
 from rag.evidence import ArticleSentences, Evidence, collect_sentences, select_evidence, unit
 from rag.generation import Generator, generator_name, load_generator
 from rag.grounding import AnswerSentence, Grounded, ground_answer
-from rag.rerank import Reranker
+from rag.rerank import LateInteraction, Reranker, second_stage
 from rag.search import (
     EVIDENCE_BOOST,
     Filters,
@@ -266,7 +266,7 @@ class AnswerService:
             self.reader = IndexReader(self.settings)
         self._load_lock = threading.Lock()
         self._turns = GeneratorTurns()
-        self._reranker: Reranker | None = None
+        self._reranker: Reranker | LateInteraction | None = None
 
     @property
     def model_name(self) -> str:
@@ -287,18 +287,22 @@ class AnswerService:
                     self.generator = load_generator(self.rag, self.settings)
         return self.generator
 
-    def load_reranker(self) -> Reranker | None:
-        """The second stage (``reranker`` setting), loaded on first use; ``None`` when off.
+    def load_reranker(self) -> Reranker | LateInteraction | None:
+        """The second stage (``reranker``, else ``late_interaction``), loaded on first use;
+        ``None`` when both are off.
 
         Raises:
             RerankerUnavailableError: the named model cannot be found, downloaded or loaded.
         """
-        if self.rag.reranker and self._reranker is None:
+        wanted = self.rag.reranker or self.rag.late_interaction > 0
+        if wanted and self._reranker is None:
             with self._load_lock:
                 if self._reranker is None:
-                    self._reranker = Reranker(
+                    self._reranker = second_stage(
                         self.rag.reranker,
                         self.rag.rerank_depth,
+                        self.rag.late_interaction,
+                        self.rag.late_interaction_weight,
                         allow_download=not self.settings.offline,
                     )
         return self._reranker

@@ -90,6 +90,20 @@ class RagSettings(BaseSettings):
         le=200,
         description="Articles the reranker rescores per search (the rest keep their order below them).",
     )
+    late_interaction: int = Field(
+        0,
+        ge=0,
+        le=200,
+        description="Second stage without a cross-encoder: rescore the top N articles by late "
+        "interaction (MaxSim over the index encoder's token vectors, one encoder pass over N "
+        "passages per search); 0 = off. Ignored when PUBMED_RAG_RERANKER is set.",
+    )
+    late_interaction_weight: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Share of the late-interaction score in the rescored articles' score (the rest is the first stage's fused score).",
+    )
     max_candidates: int = Field(
         20000,
         ge=10,

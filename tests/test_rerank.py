@@ -17,7 +17,7 @@ import torch
 from indexing.settings import offline_embeddings_path
 from indexing.store import IndexReader
 from rag.errors import RerankerUnavailableError
-from rag.rerank import Reranker
+from rag.rerank import LateInteraction, Reranker
 from rag.search import search
 from rag.service import AnswerService
 from rag.settings import RagSettings
@@ -107,3 +107,70 @@ def test_a_missing_or_unusable_model_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(RerankerUnavailableError, match="could not be loaded"):
         Reranker(str(tmp_path), allow_download=False)
+
+
+# -- late interaction: the index's own encoder, token by token --------------------------------
+
+
+def _maxsim(query: str, texts: list[str]) -> list[float]:
+    """MaxSim of the query's tokens against each text's, by the MiniLM model loaded on its own."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(offline_embeddings_path()), device="cpu")
+
+    def unit(tokens: torch.Tensor) -> np.ndarray:
+        array = tokens.float().numpy()[1:-1]
+        return array / np.linalg.norm(array, axis=1, keepdims=True)
+
+    (query_tokens,) = [unit(t) for t in model.encode([query], output_value="token_embeddings")]
+    return [
+        float((query_tokens @ unit(tokens).T).max(axis=1).mean())
+        for tokens in model.encode(texts, output_value="token_embeddings")
+    ]
+
+
+def test_late_interaction_mixes_maxsim_over_token_vectors_into_the_first_stage_score(
+    sample_index: SampleIndex,
+) -> None:
+    reader = IndexReader(sample_index.settings())
+    first = search(reader, QUERY, limit=10)
+    second = search(reader, QUERY, limit=10, reranker=LateInteraction(depth=6, weight=0.6))
+
+    top, rest = second.hits[:6], second.hits[6:]
+    assert {hit.pmid for hit in top} == {hit.pmid for hit in first.hits[:6]}
+    assert [hit.pmid for hit in rest] == [hit.pmid for hit in first.hits[6:]]
+    maxsim = dict(
+        zip(
+            [h.pmid for h in top],
+            _maxsim(QUERY, [f"{h.title}\n{h.passage}" for h in top]),
+            strict=True,
+        )
+    )
+    for hit in top:  # the index may encode in bf16: close to the fp32 figure, not equal
+        assert hit.rerank_score == pytest.approx(0.4 * hit.score + 0.6 * maxsim[hit.pmid], abs=0.01)
+    assert [hit.rerank_score for hit in top] == sorted((h.rerank_score for h in top), reverse=True)
+
+
+def test_late_interaction_with_weight_zero_keeps_the_first_stage_order(
+    sample_index: SampleIndex,
+) -> None:
+    reader = IndexReader(sample_index.settings())
+    first = search(reader, QUERY, limit=8)
+    second = search(reader, QUERY, limit=8, reranker=LateInteraction(depth=8, weight=0.0))
+
+    assert [hit.pmid for hit in second.hits] == [hit.pmid for hit in first.hits]
+    assert [hit.rerank_score for hit in second.hits] == pytest.approx([h.score for h in first.hits])
+
+
+def test_the_service_takes_late_interaction_when_no_cross_encoder_is_named(
+    sample_index: SampleIndex, cross_encoder: Path
+) -> None:
+    late = AnswerService(settings=sample_index.settings(), rag=RagSettings(late_interaction=4))
+    assert isinstance(late.load_reranker(), LateInteraction)
+    hits = late.search(QUERY, limit=6).hits
+    assert [hit.rerank_score is not None for hit in hits] == [True] * 4 + [False] * 2
+
+    both = RagSettings(late_interaction=4, reranker=str(cross_encoder))
+    service = AnswerService(settings=sample_index.settings(), rag=both)
+    assert isinstance(service.load_reranker(), Reranker)
