@@ -193,11 +193,13 @@ def pubmedqa_table(result: dict[str, Any], before: dict[str, Any] | None = None)
         ]
         contradicted = checker.get("contradicted")
         if contradicted:
-            lines.append(
-                "| polarity check: conclusions labelled contradicted by their own abstract / "
-                f"by the most similar other | {_pct(contradicted['own_abstract'])} / "
-                f"{_pct(contradicted['most_similar_other_abstract'])} |"
-            )
+            lines += [
+                "| polarity check: conclusions labelled contradicted by their own abstract "
+                f"(false alarms) | {_pct(contradicted['own_abstract'])} |",
+                "| polarity check: conclusion sentences, one by one, contradicted by their own "
+                f"abstract | {_pct(contradicted.get('own_abstract_per_sentence'))} of "
+                f"{contradicted.get('conclusion_sentences', '–')} |",
+            ]
     return lines
 
 

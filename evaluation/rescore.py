@@ -36,8 +36,9 @@ from rag.support import LABELS, claim_text, thresholds_for
 
 RULE = (
     "rag.support: 0.75 cosine + 0.25 word overlap against the quotes of the cited abstracts, "
-    "thresholds 0.55 / 0.45, then the polarity check (a claim whose best quote says the "
-    "opposite is contradicted unless another quote above the weak threshold agrees)"
+    "thresholds 0.55 / 0.45, then the polarity check: the closest quote that states a finding "
+    "and says the opposite makes the claim contradicted, unless a weaker quote above the weak "
+    "threshold agrees"
 )
 
 # Abstracts read back from the index per query (each PMID is a bound parameter), and a
