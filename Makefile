@@ -13,13 +13,14 @@ SHARED_DATA ?= ../shared/data
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run install install-dev test lint typecheck format bench eval eval-dims demo-index clean help
+.PHONY: run install install-dev test lint typecheck format bench eval eval-rescore eval-dims demo-index clean help
 
 help:
 	@echo "make run      set everything up and start the web app on http://localhost:$(PORT)"
 	@echo "make test     set everything up and run lint, type checks and the whole test suite"
 	@echo "make bench    speed benchmarks -> benchmarks/results/"
 	@echo "make eval     retrieval/answer quality on SciFact and PubMedQA -> benchmarks/results/"
+	@echo "make eval-rescore support labels of the stored PubMedQA answers checked again"
 	@echo "make eval-dims SciFact nDCG@10 + index size at full/256/128/64 dims (Matryoshka PubMedBERT)"
 
 $(VENV)/bin/python:
@@ -74,6 +75,11 @@ bench: $(DEV_STAMP)  # the PostgreSQL section uses pgserver (a test requirement)
 # EVAL_LIMIT=N answers only N PubMedQA questions (development; writes eval-dev.md).
 eval: $(STAMP)
 	$(PY) -m benchmarks.evaluate --shared-data $(SHARED_DATA) $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
+
+# The support labels of the stored PubMedQA answers checked again with the current support
+# check (nothing generated; minutes): updates eval-pubmedqa.json and eval-latest.md.
+eval-rescore: $(STAMP)
+	$(PY) -m benchmarks.evaluate --shared-data $(SHARED_DATA) --rescore-support
 
 # SciFact nDCG@10 and index size at full/256/128/64 stored dimensions with the Matryoshka
 # PubMedBERT (cached beforehand); DIMS_ARGS=--offline for a MiniLM smoke run.

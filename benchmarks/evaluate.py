@@ -18,7 +18,11 @@ official figures. The PubMedQA answers are recorded one by one in
 ``eval-pubmedqa*.answers.jsonl`` beside the results, so running it again after an
 interruption generates only the missing ones. ``--summarize`` rewrites ``eval-latest.md``
 from the files there, taking the largest partial PubMedQA run (labelled as such) when no
-full one exists.
+full one exists. ``--rescore-support`` generates nothing: it checks the support labels of the
+stored PubMedQA answers again with the current support check (``python -m rag eval pubmedqa
+--rescore-support`` -> ``eval-pubmedqa-rescored.json``), puts the new label shares and
+support-checker figures into ``eval-pubmedqa.json`` (marked as rescored, with the date and
+the shares before) and rewrites ``eval-latest.md``.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ PUBMEDQA_ROWS = (
     ("answer sentences judged supported", ("support", "supported"), _pct),
     ("answer sentences judged weak", ("support", "weak"), _pct),
     ("answer sentences judged unsupported", ("support", "unsupported"), _pct),
+    ("answer sentences judged contradicted", ("support", "contradicted"), _pct),
     ("abstention rate", "abstention_rate", _pct),
     ("answers without a readable label", "unparsed_rate", _pct),
     ("median question → key evidence (ms)", "evidence_ms_median", _f),
@@ -186,6 +191,18 @@ def pubmedqa_table(result: dict[str, Any], before: dict[str, Any] | None = None)
         "| source abstract retrieved (recall@1 / @5 / @10) | " + " | ".join(cells) + " | – |"
     )
     lines += ["", f"Label rule: {config['label_rule']}."]
+    rescored = result["retrieval"].get("support_rescored")
+    if rescored:
+        was = rescored["support_before"]
+        lines += [
+            "",
+            f"Support labels **rescored on {rescored['on']}** from the stored answers "
+            "(`python -m benchmarks.evaluate --rescore-support`: nothing generated again) with "
+            "the polarity check, which added `contradicted`; before, as generated: "
+            + " / ".join(f"{label} {_pct(was.get(label))}" for label in was)
+            + f" of {rescored['sentences_before']} sentences ({rescored['sentences_after']} "
+            "after). The support-checker table below was measured again the same day.",
+        ]
     checker = result.get("support_checker")
     if checker:
         held = checker["held_out_half"]
@@ -208,6 +225,15 @@ def pubmedqa_table(result: dict[str, Any], before: dict[str, Any] | None = None)
             'all pairs, "supported": precision / recall vs most similar | '
             f"{_pct(product['supported_vs_hard']['precision'])} / {_pct(product['supported_vs_hard']['recall'])} |",
         ]
+        contradicted = checker.get("contradicted")
+        if contradicted:
+            lines += [
+                "| polarity check: conclusions labelled contradicted by their own abstract "
+                f"(false alarms) | {_pct(contradicted['own_abstract'])} |",
+                "| polarity check: conclusion sentences, one by one, contradicted by their own "
+                f"abstract | {_pct(contradicted.get('own_abstract_per_sentence'))} of "
+                f"{contradicted.get('conclusion_sentences', '–')} |",
+            ]
     return lines
 
 
@@ -258,6 +284,59 @@ def summary(results: dict[str, dict[str, Any]], limit: int | None, files: list[s
     return "\n".join(lines)
 
 
+def write_summary(out_dir: Path) -> Path:
+    """``eval-latest.md`` from the official JSON files in ``out_dir`` (``--summarize``)."""
+    names = ("scifact", "scifact-fp32", "scifact-nostem", "pubmedqa")
+    files = {name: f"eval-{name}.json" for name in names}
+    if not (out_dir / files["pubmedqa"]).exists() and (partial := largest_partial(out_dir)):
+        files["pubmedqa"] = partial.name
+    if (out_dir / PUBMEDQA_BASELINE).exists():
+        files["pubmedqa-before"] = PUBMEDQA_BASELINE
+    results: dict[str, dict[str, Any]] = {}
+    for name, file in files.items():
+        if (out_dir / file).exists():
+            results[name] = json.loads((out_dir / file).read_text(encoding="utf-8"))
+    if not results:
+        raise SystemExit(f"no eval-*.json in {out_dir}: run `make eval`")
+    if "scifact" in results and "scifact-fp32" not in results:
+        raise SystemExit("eval-scifact-fp32.json is missing: run `make eval`")
+    listed = [files[name] for name in results]
+    listed += [name for name in (RESCORED, HAND_CHECK) if (out_dir / name).exists()]
+    text = summary(results, None, listed)
+    (out_dir / "eval-latest.md").write_text(text, encoding="utf-8")
+    log(f"wrote {out_dir / 'eval-latest.md'}")
+    return out_dir / "eval-latest.md"
+
+
+RESCORED = "eval-pubmedqa-rescored.json"
+# The hand check of the sentences the polarity check labels contradicted (README).
+HAND_CHECK = "support-polarity-check.md"
+
+
+def merge_rescored(result: dict[str, Any], rescored: dict[str, Any]) -> dict[str, Any]:
+    """``result`` (an ``eval-pubmedqa.json``) with the label shares and support-checker figures
+    of a ``--rescore-support`` run; the shares before are kept beside them."""
+    merged = json.loads(json.dumps(result))
+    for setting, figures in rescored["settings"].items():
+        scores = merged.setdefault(setting, {})
+        earlier = scores.get("support_rescored") or {}
+        scores["support"] = figures["support_after"]
+        scores["support_rescored"] = {
+            "on": rescored["rescored_at"],
+            "rule": rescored["rule"],
+            # Rescoring twice keeps the shares as generated, not those of the last rescore.
+            "support_before": earlier.get("support_before", figures["support_before"]),
+            "sentences_before": earlier.get("sentences_before", figures["sentences_before"]),
+            "sentences_after": figures["sentences_after"],
+        }
+    if rescored.get("support_checker"):
+        merged["support_checker"] = {
+            **rescored["support_checker"],
+            "measured_on": rescored["rescored_at"],
+        }
+    return merged
+
+
 def largest_partial(out_dir: Path) -> Path | None:
     """The ``eval-pubmedqa-limitN.json`` with the most questions, if any."""
     partial = {
@@ -284,29 +363,40 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Run nothing: rewrite eval-latest.md from the official JSON files in --out-dir.",
     )
+    parser.add_argument(
+        "--rescore-support",
+        action="store_true",
+        help="Generate nothing: check the support labels of the stored PubMedQA answers again, "
+        "update eval-pubmedqa.json and rewrite eval-latest.md.",
+    )
     args = parser.parse_args(argv)
     shared: Path = args.shared_data.resolve()
     out_dir: Path = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = f"-limit{args.limit}" if args.limit else ""
     results: dict[str, dict[str, Any]] = {}
+    if args.rescore_support:
+        official = out_dir / "eval-pubmedqa.json"
+        if not official.exists():
+            raise SystemExit(f"{official} is missing: run `make eval` first")
+        rescored = run_eval(
+            [
+                "pubmedqa",
+                "--data",
+                str(shared / "pubmedqa"),
+                "--answers",
+                str(out_dir / "eval-pubmedqa.answers.jsonl"),
+                "--rescore-support",
+            ],
+            out_dir / RESCORED,
+        )
+        merged = merge_rescored(json.loads(official.read_text(encoding="utf-8")), rescored)
+        official.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        log(f"updated {official}")
+        write_summary(out_dir)
+        return 0
     if args.summarize:
-        names = ("scifact", "scifact-fp32", "scifact-nostem", "pubmedqa")
-        files = {name: f"eval-{name}.json" for name in names}
-        if not (out_dir / files["pubmedqa"]).exists() and (partial := largest_partial(out_dir)):
-            files["pubmedqa"] = partial.name
-        if (out_dir / PUBMEDQA_BASELINE).exists():
-            files["pubmedqa-before"] = PUBMEDQA_BASELINE
-        for name, file in files.items():
-            if (out_dir / file).exists():
-                results[name] = json.loads((out_dir / file).read_text(encoding="utf-8"))
-        if not results:
-            raise SystemExit(f"no eval-*.json in {out_dir}: run `make eval`")
-        if "scifact" in results and "scifact-fp32" not in results:
-            raise SystemExit("eval-scifact-fp32.json is missing: run `make eval`")
-        text = summary(results, None, [files[name] for name in results])
-        (out_dir / "eval-latest.md").write_text(text, encoding="utf-8")
-        log(f"wrote {out_dir / 'eval-latest.md'}")
+        write_summary(out_dir)
         return 0
     if args.only in (None, "scifact"):
         scifact = shared / "scifact"

@@ -43,6 +43,38 @@ def answer_one(service: AnswerService, question: str) -> dict[str, Any]:
     return failed
 
 
+def parse_answers(
+    path: Path, text: str
+) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """What made an answers file (its first line) and its answers by ``(setting, pmid)``.
+
+    Raises:
+        EvalDataError: not an answers file of ``rag eval``.
+    """
+    try:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        recorded = rows[0]["made_by"]
+        pairs = [((row["setting"], row["pmid"]), row["answer"]) for row in rows[1:]]
+    except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+        raise EvalDataError(f"{path}: not an answers file of `rag eval` ({exc})") from None
+    return recorded, dict(pairs)
+
+
+def read_answers(path: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """:func:`parse_answers` of a file on disk (read only: a cut-off last line is skipped).
+
+    Raises:
+        EvalDataError: the file cannot be read or is not an answers file.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise EvalDataError(f"cannot read the answers file {path}: {exc}") from exc
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+    return parse_answers(path, raw.decode("utf-8"))
+
+
 class AnswerLog:
     """Generated answers as JSON lines, appended one by one: a run cut short resumes from it.
 
@@ -61,16 +93,10 @@ class AnswerLog:
         if raw and not raw.endswith(b"\n"):
             raw = raw[: raw.rfind(b"\n") + 1]  # the line a killed run was writing
             path.write_bytes(raw)
-        lines = raw.decode("utf-8").splitlines()
-        if not lines:
+        if not raw.strip():
             self._append({"made_by": self.made_by})
             return
-        try:
-            rows = [json.loads(line) for line in lines]
-            recorded = rows[0]["made_by"]
-            pairs = [((row["setting"], row["pmid"]), row["answer"]) for row in rows[1:]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EvalDataError(f"{path}: not an answers file of `rag eval` ({exc})") from None
+        recorded, done = parse_answers(path, raw.decode("utf-8"))
         if recorded != self.made_by:
             changed = sorted(
                 key
@@ -81,7 +107,7 @@ class AnswerLog:
                 f"{path} holds answers made with other settings ({', '.join(changed)}); "
                 "delete it or name another answers file"
             )
-        self.done = dict(pairs)
+        self.done = done
 
     def answer(self, setting: str, pmid: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The recorded answer of ``pmid`` in ``setting``, else ``make()``'s, recorded."""

@@ -36,6 +36,8 @@ Examples:
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --limit 50 --out pqa.json
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --answers pqa.jsonl  # resumable
   python -m rag eval pubmedqa --data ../shared/data/pubmedqa --verdicts cues     # no generator
+  python -m rag eval pubmedqa --data ../shared/data/pubmedqa --answers pqa.jsonl \\
+      --rescore-support --out rescored.json   # labels of stored answers checked again
 """
 
 
@@ -138,6 +140,13 @@ def beir_command(
     "verdict model: cues (model-free baseline), biogpt (microsoft/BioGPT-Large-PubMedQA) or a "
     "local BioGPT folder; reports accuracy beside the majority baseline.",
 )
+@click.option(
+    "--rescore-support",
+    is_flag=True,
+    help="Generate nothing: check the support labels of the answers in --answers again with "
+    "the current support check, and report the labels before and after (with the support "
+    "checker's calibration figures).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def pubmedqa_command(
@@ -148,6 +157,7 @@ def pubmedqa_command(
     answers: Path | None,
     answer_settings: str,
     verdicts: str | None,
+    rescore_support: bool,
     quiet: bool,
 ) -> None:
     """Yes/no/maybe accuracy, source recall, citation validity and abstention on PubMedQA."""
@@ -158,8 +168,16 @@ def pubmedqa_command(
         raise click.BadParameter(
             "give retrieval, gold, retrieval,gold or none", param_hint="--settings"
         )
+    if rescore_support and answers is None:
+        raise click.UsageError("--rescore-support needs --answers, the file of stored answers")
 
     def body() -> None:
+        if rescore_support:
+            from evaluation.rescore import rescore_support as rescore
+
+            assert answers is not None
+            _write(rescore(data, answers, progress=not quiet), out)
+            return
         if verdicts:
             _write(evaluate_verdicts(data, verdicts, limit=limit, progress=not quiet), out)
             return

@@ -38,8 +38,11 @@ from indexing.store import PublishedIndex
 from rag.search import Filters, Hit, SearchResult, encode, prepare_query
 from rag.service import AnswerService
 from rag.settings import RagSettings, answer_shaping
+from rag.support import LABELS as SUPPORT_LABELS
 
 SOURCE_RECALL_KS = (1, 5, 10)
+# A conclusion's sentences shorter than this ("Yes.") are not judged on their own.
+MIN_CONCLUSION_WORDS = 4
 LABELS = ("yes", "no", "maybe")
 LABEL_RULE = (
     "first word if yes/no/maybe; else first of yes/no/maybe/unclear/uncertain/inconclusive "
@@ -264,8 +267,7 @@ def grounding_scores(
         "answer_sentences": sentences,
         "sentences_with_valid_citation": round(cited / sentences, 4) if sentences else None,
         "support": {
-            label: round(support[label] / judged, 4) if judged else None
-            for label in ("supported", "weak", "unsupported")
+            label: round(support[label] / judged, 4) if judged else None for label in SUPPORT_LABELS
         },
         "copied_from_demonstration": copied,
         "evidence_ms_median": _median(evidence_ms),
@@ -288,9 +290,18 @@ def evaluate_support(
 
     import numpy as np
 
-    from rag.evidence import ArticleSentences, abstract_sentences, unit
-    from rag.support import auc, calibrate, precision_recall, support_scores, thresholds_for
+    from rag.evidence import ArticleSentences, abstract_sentences, split_sentences, unit
+    from rag.support import (
+        CONTRADICTED,
+        auc,
+        calibrate,
+        judge,
+        precision_recall,
+        span_scores,
+        thresholds_for,
+    )
 
+    product = thresholds_for(embeddings_model)
     pmids = [pmid for pmid, item in items.items() if item.long_answer]
     sentences = [s for p in pmids for s in abstract_sentences(p, items[p].article().abstract_text)]
     pool = ArticleSentences(tuple(sentences), unit(encode([s.text for s in sentences])))
@@ -302,22 +313,41 @@ def evaluate_support(
     centroids = unit(np.stack([pool.vectors[rows[p]].mean(axis=0) for p in pmids]))
     chooser = random.Random(0)  # noqa: S311 - a fixed sample of pairs, not a secret
     positive, random_negative, hard_negative = [], [], []
+    contradicted = {"own_abstract": 0, "most_similar_other_abstract": 0}
     for number, pmid in enumerate(pmids):
         claim = vectors[number : number + 1]
 
-        def score(other: str, number: int = number, claim: Any = claim) -> float:
-            return support_scores(claim, [claims[number]], pool, rows[other])[0][0]
+        def score(other: str, number: int = number, claim: Any = claim) -> tuple[float, str]:
+            spans, scores = span_scores(claim, [claims[number]], pool, rows[other])
+            verdict = judge(claims[number], scores[0], spans, pool, product)
+            return float(scores[0].max()), verdict.support
 
-        positive.append(score(pmid))
+        own, own_label = score(pmid)
+        positive.append(own)
+        contradicted["own_abstract"] += own_label == CONTRADICTED
         other = pmid
         while other == pmid:
             other = pmids[chooser.randrange(len(pmids))]
-        random_negative.append(score(other))
+        random_negative.append(score(other)[0])
         similar = centroids @ vectors[number]
         similar[number] = -2.0
-        hard_negative.append(score(pmids[int(np.argmax(similar))]))
+        hard, hard_label = score(pmids[int(np.argmax(similar))])
+        hard_negative.append(hard)
+        contradicted["most_similar_other_abstract"] += hard_label == CONTRADICTED
+    # Each sentence of a conclusion on its own, as an answer sentence is checked: "contradicted"
+    # by its own abstract is a false alarm but for the odd abstract that does say otherwise.
+    parts = [
+        (pmid, text)
+        for pmid in pmids
+        for text in split_sentences(items[pmid].long_answer)
+        if len(text.split()) >= MIN_CONCLUSION_WORDS
+    ]
+    part_vectors = unit(encode([text for _, text in parts])) if parts else np.zeros((0, 1))
+    flagged = 0
+    for number, (pmid, text) in enumerate(parts):
+        spans, scores = span_scores(part_vectors[number : number + 1], [text], pool, rows[pmid])
+        flagged += judge(text, scores[0], spans, pool, product).support == CONTRADICTED
     chosen = calibrate(positive[:half], hard_negative[:half])
-    product = thresholds_for(embeddings_model)
 
     def at(threshold: float, negatives: Sequence[float], start: int = 0) -> dict[str, float]:
         precision, recall = precision_recall(positive[start:], negatives[start:], threshold)
@@ -341,6 +371,16 @@ def evaluate_support(
             "supported_vs_hard": at(product[0], hard_negative),
             "weak_vs_hard": at(product[1], hard_negative),
             "supported_vs_random": at(product[0], random_negative),
+        },
+        # The polarity check (product thresholds): a conclusion "contradicted" by its own
+        # abstract is a false alarm, but for the odd abstract that does say the opposite.
+        "contradicted": {
+            **{
+                where: round(count / len(pmids), 4) if pmids else None
+                for where, count in contradicted.items()
+            },
+            "own_abstract_per_sentence": round(flagged / len(parts), 4) if parts else None,
+            "conclusion_sentences": len(parts),
         },
         "median_score": {
             "own_abstract": round(float(np.median(positive)), 4),

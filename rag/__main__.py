@@ -22,6 +22,7 @@ from indexing.errors import guarded
 from indexing.evidence_level import LEVEL_IDS
 from rag.resident import search_payload, source_dict
 from rag.search import Filters
+from rag.support import CONTRADICTED
 from rag.verdicts import load_verdict_model, tally_verdicts
 
 EXAMPLES = """
@@ -292,13 +293,19 @@ def _echo_answer(answer: Any) -> None:
 
 
 def _echo_checked(answer: Any) -> None:
-    """Each answer sentence with its support label and the quote it rests on."""
+    """Each answer sentence with its support label and the quote it rests on (or that says
+    otherwise)."""
     if not answer.sentences:
         return
     click.echo("Checked against the cited abstracts:")
     for sentence in answer.sentences:
         click.echo(f"  [{sentence.support}] {sentence.text}")
-        if sentence.quote:
+        if sentence.quote and sentence.support == CONTRADICTED:
+            click.echo(
+                f"      PMID {sentence.quote_pmid} says otherwise ({sentence.conflict}): "
+                f"{sentence.quote}"
+            )
+        elif sentence.quote:
             click.echo(f"      rests on PMID {sentence.quote_pmid}: {sentence.quote}")
     click.echo("")
 

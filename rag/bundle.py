@@ -1,6 +1,6 @@
 """Answer bundles: one answer with what it takes to reproduce and check it.
 
-A bundle is a JSON file (schema :class:`AnswerBundle`, ``bundle_version: 1``) with a Markdown
+A bundle is a JSON file (schema :class:`AnswerBundle`, ``bundle_version: 2``) with a Markdown
 rendering beside it: the question and filters, the index version and when it was published,
 the embedder and the generator with their model files' sha256, the settings that shape ranking
 and generation, the key evidence, the answer's sentences (citations, support labels, quotes)
@@ -9,6 +9,11 @@ the bundle's filters and settings; :mod:`rag.bundle_diff` says what changed.
 
 A bundle read from disk is data from anywhere: :func:`load_bundle` checks its size, its types,
 every PMID (1-9 digits), its labels and the length of every string before anything uses it.
+
+Version 2 added the support label ``contradicted`` (and each sentence's ``conflict``, the
+cues that disagree): a version-1 "supported" may be a claim its quote contradicts, so a
+release that knows only three labels must refuse a version-2 file rather than misread it.
+Version-1 bundles are still read (they hold no ``contradicted``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from indexing.clock import utcnow
@@ -40,7 +46,8 @@ from rag.search import Filters, Hit
 from rag.service import Answer, AnswerService
 from rag.settings import RagSettings, answer_shaping
 
-BUNDLE_VERSION: Literal[1] = 1
+BUNDLE_VERSION: Literal[2] = 2
+READABLE_VERSIONS = (1, 2)
 # A bundle holds at most a few hundred sources and sentences: far below this.
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
 # Settings a replay takes from the current configuration, not from the bundle: which model
@@ -56,7 +63,7 @@ Name = Annotated[str, StringConstraints(max_length=500)]
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 SettingName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Support = Literal["supported", "weak", "unsupported"]
+Support = Literal["supported", "weak", "unsupported", "contradicted"]
 
 
 class BundleError(RagError):
@@ -199,6 +206,7 @@ class SentenceRecord(_Record):
     quote_pmid: Pmid | Literal[""] = ""
     score: float = 0.0
     attributed: bool = False
+    conflict: Name = ""  # contradicted: the cues that disagree (version 2)
 
     @classmethod
     def of(cls, sentence: AnswerSentence) -> SentenceRecord:
@@ -206,18 +214,19 @@ class SentenceRecord(_Record):
         return cls(
             text=sentence.text,
             citations=list(sentence.citations),
-            support=sentence.support,  # type: ignore[arg-type]  # one of the three labels
+            support=sentence.support,  # type: ignore[arg-type]  # one of rag.support.LABELS
             quote=sentence.quote,
             quote_pmid=sentence.quote_pmid,
             score=round(sentence.score, 4),
             attributed=sentence.attributed,
+            conflict=sentence.conflict,
         )
 
 
 class AnswerBundle(_Record):
-    """Schema of an answer bundle file, version 1."""
+    """Schema of an answer bundle file, version 2 (version 1 is read too)."""
 
-    bundle_version: Literal[1] = BUNDLE_VERSION
+    bundle_version: Literal[1, 2] = BUNDLE_VERSION
     created_at: Name
     question: Text
     filters: FiltersRecord = Field(default_factory=FiltersRecord)
@@ -232,6 +241,14 @@ class AnswerBundle(_Record):
     sentences: list[SentenceRecord] = Field(default_factory=list, max_length=1000)
     sources: list[SourceRecord] = Field(default_factory=list, max_length=1000)
     notices: list[Text] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _labels_of_its_version(self) -> AnswerBundle:
+        if self.bundle_version == 1 and any(
+            s.support == "contradicted" or s.conflict for s in self.sentences
+        ):
+            raise ValueError("a version-1 bundle has no contradicted sentences")
+        return self
 
 
 def shaping_settings(rag: RagSettings, settings: Settings) -> dict[str, Any]:
@@ -317,7 +334,7 @@ def load_bundle(path: Path) -> AnswerBundle:
     """Read and validate a bundle file.
 
     Raises:
-        BundleError: not a file, too large, not JSON, or not a valid version-1 bundle.
+        BundleError: not a file, too large, not JSON, or not a valid bundle of a version this release reads.
     """
     try:
         if not path.is_file():
@@ -338,9 +355,8 @@ def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(_printable(str(part))[:40] for part in first["loc"]) or "file"
     if first["loc"] == ("bundle_version",) and first["type"] == "literal_error":
-        return (
-            f"bundle_version must be {BUNDLE_VERSION} (this release reads version {BUNDLE_VERSION})"
-        )
+        readable = " or ".join(str(version) for version in READABLE_VERSIONS)
+        return f"bundle_version must be {readable} (this release reads versions {readable})"
     extra = f" ({len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
     return f"{where}: {first['msg']}{extra}"
 
@@ -433,7 +449,8 @@ def bundle_markdown(bundle: AnswerBundle) -> str:
     lines += ["## Answer", ""]
     if bundle.sentences and not bundle.abstained:
         for sentence in bundle.sentences:
-            lines.append(f"- {cited(sentence.text)} — _{sentence.support}_")
+            conflict = f" ({markdown_escape(sentence.conflict)})" if sentence.conflict else ""
+            lines.append(f"- {cited(sentence.text)} — _{sentence.support}_{conflict}")
             if sentence.quote:
                 lines.append(
                     f"  > {markdown_escape(sentence.quote)} {_ref(sentence.quote_pmid, rank)}"

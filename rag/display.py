@@ -19,6 +19,7 @@ from rag.evidence import Evidence
 from rag.export import short_authors
 from rag.grounding import AnswerSentence
 from rag.search import Hit
+from rag.support import CONTRADICTED
 from rag.verdicts import VerdictTally
 
 _UNSAFE = re.compile(r"[^\w ]|_")
@@ -268,6 +269,8 @@ _SUPPORT_STYLE = {
     "supported": ("supported", "rgba(22,163,74,0.30)"),
     "weak": ("weak support", "rgba(234,179,8,0.40)"),
     "unsupported": ("unsupported", "rgba(220,38,38,0.35)"),
+    # Louder than "unsupported": the cited abstract says the opposite (rag.support).
+    CONTRADICTED: ("contradicted", "rgba(220,38,38,0.85);color:white;font-weight:600"),
 }
 
 
@@ -303,6 +306,9 @@ def sentences_html(sentences: Sequence[AnswerSentence], sources: Sequence[Hit]) 
         quote = ""
         if sentence.quote:
             where = f"PMID {sentence.quote_pmid}"
+            if sentence.support == CONTRADICTED:
+                why = f" ({sentence.conflict})" if sentence.conflict else ""
+                where = f"PMID {sentence.quote_pmid} says otherwise{why}"
             quote = (
                 '<div style="font-size:0.85em;opacity:0.8;margin:2px 0 0 1rem">'
                 f"{escape(where)}: “{escape(sentence.quote)}”</div>"

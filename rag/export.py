@@ -227,7 +227,8 @@ def answer_markdown(
 
     ``[PMID:n]`` tags become numbers into the reference list, which holds the cited articles
     first (in order of citation) and then the other sources. With ``sentences``, each answer
-    sentence is a list item with its support label and the quote it rests on.
+    sentence is a list item with its support label and the quote it rests on; a contradicted
+    sentence also shows the cues that disagree, and its quote is the one that says otherwise.
     """
     cited = list(dict.fromkeys(_CITATION.findall(answer)))
     by_pmid = {hit.pmid: hit for hit in sources}
@@ -254,7 +255,10 @@ def answer_markdown(
     lines += ["## Answer", ""] if evidence else []
     if sentences:
         for sentence in sentences:
-            lines.append(f"- {numbered(_one_line(sentence.text))} — _{sentence.support}_")
+            lines.append(
+                f"- {numbered(_one_line(sentence.text))} — _{sentence.support}_"
+                + (f" ({_one_line(sentence.conflict)})" if sentence.conflict else "")
+            )
             if sentence.quote:
                 lines.append(f"  > {_one_line(sentence.quote)}")
     else:

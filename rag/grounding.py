@@ -6,12 +6,14 @@ adds what no grammar can: a support verdict per sentence (:mod:`rag.support`).
 
 - a sentence that copies a phrase of a prompt demonstration is dropped;
 - a sentence that cites nothing gets the article that supports it best among those in the
-  prompt, if that support is at least "weak" (marked ``attributed``); otherwise it is dropped;
+  prompt, if that support is at least "weak" (marked ``attributed``); otherwise it is dropped
+  (also when the closest quote of the prompt says the opposite);
 - a sentence whose citations do not support it, while another article of the prompt does
   ("supported"), is re-cited to that article (``attributed`` too): a citation must point to
-  where the claim stands;
-- every remaining sentence is labelled supported / weak / unsupported against the sentences of
-  the articles it cites, with the quote it rests on.
+  where the claim stands. A sentence its citation contradicts is not re-cited: that the cited
+  abstract says otherwise is what the reader must see;
+- every remaining sentence is labelled supported / weak / unsupported / contradicted against
+  the sentences of the articles it cites, with the quote it rests on (or contradicts).
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ import numpy as np
 from rag.citations import split_sentences
 from rag.constraints import is_copied
 from rag.evidence import ArticleSentences
-from rag.support import SUPPORTED, UNSUPPORTED, claim_text, label, support_scores, verdicts
+from rag.support import (
+    CONTRADICTED,
+    SUPPORTED,
+    UNSUPPORTED,
+    claim_text,
+    judge,
+    span_scores,
+    verdicts,
+)
 
 _TAG = re.compile(r"\[PMID:(\d+)\]")
 _WORD = re.compile(r"[A-Za-z0-9]{2,}")
@@ -41,11 +51,12 @@ class AnswerSentence:
 
     text: str  # as shown, with its [PMID:n] tags
     citations: tuple[str, ...]
-    support: str  # supported | weak | unsupported
-    quote: str  # the sentence(s) of a cited abstract it rests on
+    support: str  # supported | weak | unsupported | contradicted
+    quote: str  # the sentence(s) of a cited abstract it rests on (or that contradict it)
     quote_pmid: str
     score: float
     attributed: bool = False  # the citation was added by the check, not by the generator
+    conflict: str = ""  # contradicted: the cues that disagree (rag.support.Polarity.explain)
 
     def to_dict(self) -> dict[str, object]:
         """The ``--json`` shape: ``{"text", "citations", "support", "quote", …}``."""
@@ -57,6 +68,7 @@ class AnswerSentence:
             "quote_pmid": self.quote_pmid,
             "score": round(self.score, 4),
             "attributed": self.attributed,
+            "conflict": self.conflict,
         }
 
 
@@ -139,11 +151,13 @@ def ground_answer(
     checked = verdicts(claims, vectors, [cited for _, cited in kept], pool, thresholds)
     out: list[AnswerSentence] = []
     for number, ((sentence, cited), verdict) in enumerate(zip(kept, checked, strict=True)):
-        ((score, first, last),) = support_scores(
+        spans, scores = span_scores(
             vectors[number : number + 1], [claims[number]], pool, context_rows
         )
-        best = label(score, thresholds) if first >= 0 else UNSUPPORTED
-        better = first >= 0 and best == SUPPORTED and verdict.support != SUPPORTED
+        best = judge(claims[number], scores[0], spans, pool, thresholds)
+        # A contradicted sentence keeps its citation: the reader must see the abstract that
+        # says otherwise, whatever another article seems to say.
+        better = best.support == SUPPORTED and verdict.support not in (SUPPORTED, CONTRADICTED)
         if cited and not better:
             out.append(
                 AnswerSentence(
@@ -153,16 +167,23 @@ def ground_answer(
                     verdict.quote,
                     verdict.quote_pmid,
                     verdict.score,
+                    conflict=verdict.conflict,
                 )
             )
             continue
-        if best == UNSUPPORTED:
+        if best.support == UNSUPPORTED:
             dropped.append((sentence, "cites no source and no source supports it"))
+            continue
+        if best.support == CONTRADICTED:
+            dropped.append((sentence, "cites no source and the closest source says the opposite"))
             continue
         # Uncited, or cited where it does not stand while another article of the prompt
         # supports it: the citation goes to the article it stands on.
-        pmid = pool.sentences[first].pmid
-        quote = " ".join(pool.sentences[row].text for row in range(first, last + 1))
+        pmid = best.quote_pmid
         bare = _TAG.sub("", sentence).replace(" .", ".").strip()
-        out.append(AnswerSentence(_with_tag(bare, pmid), (pmid,), best, quote, pmid, score, True))
+        out.append(
+            AnswerSentence(
+                _with_tag(bare, pmid), (pmid,), best.support, best.quote, pmid, best.score, True
+            )
+        )
     return Grounded(tuple(out), tuple(dropped))

@@ -74,7 +74,7 @@ def own_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 def test_ask_bundle_round_trips_everything_that_made_the_answer(saved: Path) -> None:
     bundle = load_bundle(saved)
 
-    assert bundle.bundle_version == 1
+    assert bundle.bundle_version == 2
     assert bundle.question == QUESTION
     assert bundle.index.version == "v000001" and bundle.index.published_at
     assert bundle.embedder.name == OFFLINE_EMBEDDINGS
@@ -90,6 +90,7 @@ def test_ask_bundle_round_trips_everything_that_made_the_answer(saved: Path) -> 
         "supported",
         "weak",
         "unsupported",
+        "contradicted",
     }
     assert bundle.citations == list(dict.fromkeys(c for s in bundle.sentences for c in s.citations))
     # The file is the schema's own JSON: reading it back gives the same bundle.
@@ -203,7 +204,7 @@ def _tamper(path: Path, change) -> Path:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(bundle_version=2), "bundle_version must be 1"),
+        (lambda d: d.update(bundle_version=3), "bundle_version must be 1 or 2"),
         (lambda d: d.pop("index"), "index: Field required"),
         (lambda d: d.update(surprise=1), "surprise: Extra inputs are not permitted"),
         (lambda d: d["sources"][0].update(pmid="1](javascript:alert(1))"), "sources.0.pmid"),
@@ -227,6 +228,35 @@ def test_a_tampered_bundle_is_one_clear_error_exit_2(saved: Path, change, messag
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err
     assert "\x1b" not in err and "Traceback" not in err
+
+
+def test_a_version_1_bundle_is_still_read(saved: Path) -> None:
+    def as_version_1(data: dict) -> None:
+        data["bundle_version"] = 1
+        for sentence in data["sentences"]:
+            sentence.pop("conflict")
+
+    bundle = load_bundle(_tamper(saved, as_version_1))
+
+    assert bundle.bundle_version == 1 and bundle.sentences
+
+
+def test_a_contradicted_sentence_is_read_from_version_2_only(saved: Path) -> None:
+    conflict = "claim “not”; quote affirms"
+
+    def contradicted(data: dict) -> None:
+        data["sentences"][0].update(support="contradicted", conflict=conflict)
+
+    bundle = load_bundle(_tamper(saved, contradicted))
+
+    assert (bundle.sentences[0].support, bundle.sentences[0].conflict) == (
+        "contradicted",
+        conflict,
+    )
+    assert f"_contradicted_ ({conflict})" in bundle_markdown(bundle)
+    _tamper(saved, lambda d: d.update(bundle_version=1))
+    with pytest.raises(BundleError, match="a version-1 bundle has no contradicted sentences"):
+        load_bundle(saved)
 
 
 @pytest.mark.parametrize("content", [b"", b"not json", b"[1, 2]", b"\xff\xfe\x00"])

@@ -13,9 +13,12 @@ from rag.display import (
     escape,
     highlight,
     query_terms,
+    sentences_html,
     source_html,
+    support_badge,
     year_counts,
 )
+from rag.grounding import AnswerSentence
 from tests.test_export import HIT, OTHER
 
 HOSTILE = (
@@ -174,3 +177,24 @@ def test_source_card_of_an_older_index_says_design_unknown() -> None:
     card = source_html(1, replace(HIT, evidence="", population=()))
 
     assert "design unknown" in card and "CITES RETRACTED" not in card
+
+
+def test_a_contradicted_sentence_gets_its_own_red_badge_and_the_quote_that_says_otherwise() -> None:
+    sentence = AnswerSentence(
+        f"No, it does not work [PMID:{HIT.pmid}].",
+        (HIT.pmid,),
+        "contradicted",
+        "It is the preferred regimen.",
+        HIT.pmid,
+        0.7,
+        conflict="claim “not”; quote affirms",
+    )
+
+    html = sentences_html([sentence], [HIT])
+
+    assert 'data-support="contradicted"' in html and "contradicted" in html
+    assert escape(f"PMID {HIT.pmid} says otherwise (claim “not”; quote affirms)") in html
+    assert escape("It is the preferred regimen.") in html
+    # Louder than "unsupported": solid red, white text.
+    assert "color:white" in support_badge("contradicted")
+    assert "color:white" not in support_badge("unsupported")

@@ -33,7 +33,12 @@ def test_grounding_scores_count_cited_sentences_support_and_copies() -> None:
     # "No." alone states nothing: it belongs to the sentence after it, as in the product.
     assert scores["answer_sentences"] == 5
     assert scores["sentences_with_valid_citation"] == 0.8
-    assert scores["support"] == {"supported": 0.4, "weak": 0.2, "unsupported": 0.4}
+    assert scores["support"] == {
+        "supported": 0.4,
+        "weak": 0.2,
+        "unsupported": 0.4,
+        "contradicted": 0.0,
+    }
     assert scores["copied_from_demonstration"] == 1  # the worked example, word for word
     assert scores["evidence_ms_median"] == 120.0 and scores["prompt_tokens_median"] == 250
 
@@ -53,6 +58,8 @@ def test_support_checker_separates_a_conclusion_from_other_abstracts_on_pubmedqa
     assert chosen["weak"] <= chosen["supported"]
     held = result["held_out_half"]["supported_vs_random"]
     assert held["threshold"] == chosen["supported"] and 0 <= held["recall"] <= 1
+    # The polarity check seldom finds a conclusion contradicted by its own abstract.
+    assert 0 <= result["contradicted"]["own_abstract"] <= 0.1
     medians = result["median_score"]
     assert medians["own_abstract"] > medians["most_similar_other_abstract"]
     assert medians["most_similar_other_abstract"] >= medians["random_abstract"]

@@ -96,3 +96,39 @@ def test_summary_shows_what_each_stage_adds_and_the_search_latency(tmp_path: Pat
     assert "stemmed BM25 (english)" in text
     assert "p50 21.5 ms, p95 40.2 ms" in text
     assert "`eval-scifact-nostem.json`" in text
+
+
+def _rescored(on: str, after: dict[str, float]) -> dict[str, Any]:
+    return {
+        "rescored_at": on,
+        "rule": "polarity",
+        "settings": {
+            "retrieval": {
+                "support_before": {"supported": 0.7, "weak": 0.1, "unsupported": 0.2},
+                "support_after": after,
+                "sentences_before": 10,
+                "sentences_after": 10,
+            }
+        },
+        "support_checker": None,
+    }
+
+
+def test_rescored_support_labels_replace_the_shares_and_keep_those_as_generated() -> None:
+    from benchmarks.evaluate import merge_rescored, pubmedqa_table
+
+    result = _pubmedqa(500, 0.14)
+    result["retrieval"]["support"] = {"supported": 0.7, "weak": 0.1, "unsupported": 0.2}
+    after = {"supported": 0.6, "weak": 0.1, "unsupported": 0.2, "contradicted": 0.1}
+
+    merged = merge_rescored(result, _rescored("2026-12-02", after))
+    # Rescored again later: the shares "before" are still those the answers were made with.
+    again = merge_rescored(merged, _rescored("2026-12-03", after))
+
+    assert again["retrieval"]["support"] == after
+    assert again["retrieval"]["support_rescored"]["on"] == "2026-12-03"
+    assert again["retrieval"]["support_rescored"]["support_before"]["supported"] == 0.7
+    assert result["retrieval"]["support"]["supported"] == 0.7  # the input is not changed
+    table = "\n".join(pubmedqa_table(again))
+    assert "| answer sentences judged contradicted | 10.0% |" in table
+    assert "rescored on 2026-12-03" in table and "supported 70.0%" in table

@@ -167,6 +167,25 @@ def test_answer_markdown_numbers_cited_articles_first() -> None:
     assert text.rstrip().endswith("_model scripted_")
 
 
+def test_answer_markdown_shows_a_contradicted_sentence_with_its_cues_and_quote() -> None:
+    from rag.grounding import AnswerSentence
+
+    sentence = AnswerSentence(
+        f"No, it does not work [PMID:{HIT.pmid}].",
+        (HIT.pmid,),
+        "contradicted",
+        "It is the preferred regimen.",
+        HIT.pmid,
+        0.7,
+        conflict="claim “not”; quote affirms",
+    )
+
+    text = answer_markdown("Does it work?", sentence.text, [HIT], sentences=[sentence])
+
+    assert "- No, it does not work [1]. — _contradicted_ (claim “not”; quote affirms)\n" in text
+    assert "  > It is the preferred regimen." in text
+
+
 def test_reference_is_one_line() -> None:
     assert reference(HIT) == (
         "Chinzon D, Domingues G, van der Berg JA, et al. SAFETY OF LONG-TERM PROTON PUMP "

@@ -10,7 +10,7 @@ import pytest
 from rag.evidence import collect_sentences
 from rag.grounding import AnswerSentence, Grounded, ground_answer
 from rag.prompts import demonstrations
-from rag.support import SUPPORTED, UNSUPPORTED, WEAK
+from rag.support import CONTRADICTED, SUPPORTED, UNSUPPORTED, WEAK
 from tests.hashed_encoder import encode, encode_claims
 
 THRESHOLDS = (0.55, 0.45)
@@ -254,4 +254,40 @@ def test_answer_sentence_json_shape() -> None:
         "quote_pmid": "1",
         "score": 0.8765,
         "attributed": True,
+        "conflict": "",
     }
+
+
+CURED = "Bismuth quadruple therapy cured the infection in most patients."
+FAILED = "Bismuth quadruple therapy did not cure the infection in most patients."
+
+
+@pytest.fixture(scope="module")
+def opposed_pool():
+    return collect_sentences({"31": f"RESULTS: {CURED}", "32": f"RESULTS: {FAILED}"}, encode)
+
+
+def test_a_sentence_its_citation_contradicts_keeps_the_citation_and_is_flagged(
+    opposed_pool,
+) -> None:
+    # Article 32 would support the claim; the reader must still see that 31 says otherwise.
+    text = f"{FAILED[:-1]} [PMID:31]."
+
+    (sentence,) = ground(opposed_pool, text, context=("31", "32")).sentences
+
+    assert (sentence.support, sentence.citations, sentence.attributed) == (
+        CONTRADICTED,
+        ("31",),
+        False,
+    )
+    assert sentence.quote == CURED and sentence.conflict == "claim “not”; quote affirms"
+    assert sentence.to_dict()["conflict"] == sentence.conflict
+
+
+def test_an_uncited_sentence_its_closest_source_contradicts_is_dropped(opposed_pool) -> None:
+    grounded = ground(opposed_pool, FAILED, context=("31",))
+
+    assert grounded.sentences == ()
+    assert grounded.dropped == (
+        (FAILED, "cites no source and the closest source says the opposite"),
+    )

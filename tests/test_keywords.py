@@ -33,7 +33,9 @@ def test_stemmed_bm25_matches_other_forms_of_a_word_in_real_records(
     sample_index: SampleIndex,
 ) -> None:
     article = sample_index.articles[RETRACTED_PMID]
-    assert "inhibitor" not in _words(f"{article.title} {article.abstract_text}")  # only "inhibitors"
+    assert "inhibitor" not in _words(
+        f"{article.title} {article.abstract_text}"
+    )  # only "inhibitors"
 
     result = search(IndexReader(sample_index.settings()), QUERY, limit=5, weight=0.0)
 
