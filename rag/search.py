@@ -463,7 +463,9 @@ def _hit(row: dict[str, Any], score: float, cosine: float, bm25: float) -> Hit:
         chemicals=tuple(split_list(row.get("chemicals"))),
         genes=tuple(split_list(row.get("genes"))),
         concepts=tuple(split_list(row.get("concepts"))),
-        **{column: tuple(split_list(row.get(column))) for column in NER_COLUMNS.values()},
+        ner_chemicals=tuple(split_list(row.get(NER_COLUMNS["chemicals"]))),
+        ner_diseases=tuple(split_list(row.get(NER_COLUMNS["diseases"]))),
+        ner_genes=tuple(split_list(row.get(NER_COLUMNS["genes"]))),
     )
 
 
