@@ -75,4 +75,4 @@ def test_pubmedqa_settings_option_refuses_an_unknown_setting(tmp_path: Path) -> 
     )
 
     assert result.exit_code == 2
-    assert "give retrieval, gold or retrieval,gold" in result.output
+    assert "give retrieval, gold, retrieval,gold or none" in result.output

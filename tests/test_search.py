@@ -385,8 +385,10 @@ def test_an_index_without_the_new_columns_reads_as_unknown_until_an_update(
     articles = {pmid: sample_index.articles[pmid] for pmid in list(sample_index.articles)[:12]}
     new_columns = ("evidence", "population", "cites")
 
-    def old_documents(article: Article, max_tokens: int, sources: tuple[str, ...] = ()):
-        for document in indexing.article.article_documents(article, max_tokens, sources):
+    def old_documents(
+        article: Article, max_tokens: int, sources: tuple[str, ...] = (), tagged: Any = None
+    ):
+        for document in indexing.article.article_documents(article, max_tokens, sources, tagged):
             yield {key: value for key, value in document.items() if key not in new_columns}
 
     # An index written before levels existed: no columns, and an older derivation version.
