@@ -81,7 +81,9 @@ def scifact_table(
     """Product (fast and fp32 encoder) beside the plain txtai baselines, then the ablation."""
     product = fast["config"]["product"]
     precision = (product.get("encoder") or {}).get("precision", "?")
-    stages = f"stemmed BM25 ({product.get('keyword_stemmer', 'none')}) + dense, passages, collapse"
+    stemmer = product.get("keyword_stemmer") or "none"  # results from before stemming: none
+    keywords = "BM25" if stemmer == "none" else f"stemmed BM25 ({stemmer})"
+    stages = f"{keywords} + dense, passages, collapse"
     if product.get("reranker"):
         stages += f", second stage: {product['reranker']}"
     rows = [

@@ -56,7 +56,7 @@ read as "partly right".
 It is a rule, not a reader: it sees no scope beyond clauses, no antonyms ("did not prevent"
 vs "increased"), no numbers. On the stored PubMedQA answers of the offline models, 31 of the
 42 sentences it calls contradicted really are, by hand (README, "Support labels"), and it
-calls 3.5% of PubMedQA's own conclusion sentences contradicted by their own abstract
+calls 3.4% of PubMedQA's own conclusion sentences contradicted by their own abstract
 (``make eval``, support section: ``own_abstract_per_sentence``), its false-alarm rate.
 """
 
@@ -303,11 +303,13 @@ _NEGATION = re.compile(
     r"|justifiable|predictable|predictive|beneficial|useful))\b",
     re.IGNORECASE,
 )
-# Where one clause ends and the next begins: contrast words, and a negating phrase that
-# negates only what follows it ("improved Y without increasing Z").
+# Where one clause ends and the next begins: contrast words, a condition ("X is preferred
+# when testing is not available": the condition's own negation says nothing about X), and a
+# negating phrase that negates only what follows it ("improved Y without increasing Z").
 _CLAUSE = re.compile(
     r"[;:]"
     r"|(?:^|\s)(?=(?:but|however|whereas|while|although|though|despite|rather than)\b)"
+    r"|\s(?=(?:when|whenever|if|unless)\b)"
     r"|,\s+(?=yet\b)"
     r"|\s(?=because\b)"
     r"|,\s+(?=with\s)"

@@ -574,6 +574,36 @@ def test_a_real_finding_said_the_other_way_round_is_contradicted(pmid: str) -> N
     assert kept.support == SUPPORTED, kept  # the same finding, said as the abstract says it
 
 
+@needs_shared_data(SHARED_DATA / "pubmed-xml-samples" / "metapub" / "pmid_xml" / "39626064.xml")
+def test_a_negated_answer_is_contradicted_by_a_recommendation_with_a_condition() -> None:
+    # The ACG guideline's "BQT ... is the preferred regimen when antibiotic susceptibility is
+    # unknown": the condition's "unknown" must not hide the recommendation it qualifies.
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+
+    path = SHARED_DATA / "pubmed-xml-samples" / "metapub" / "pmid_xml" / "39626064.xml"
+    with open_xml(path) as stream:
+        (record,) = list(parse_pubmed_xml(stream))
+    encode_minilm = minilm()
+    pool = collect_sentences({"39626064": record.abstract_text}, encode_minilm)
+    claims = [
+        "No, Helicobacter pylori eradication therapy with bismuth does not work.",
+        "Bismuth quadruple therapy for 14 days is the preferred regimen for treatment-naive "
+        "patients.",
+    ]
+    thresholds = thresholds_for("offline:sentence-transformers/all-MiniLM-L6-v2")
+
+    negated, affirmed = verdicts(
+        claims, encode_minilm(claims), [("39626064",), ("39626064",)], pool, thresholds
+    )
+
+    assert negated.support == CONTRADICTED, negated
+    assert "preferred regimen" in negated.quote
+    assert affirmed.support == SUPPORTED, affirmed
+    assert [c.text for c in clauses("X is preferred when testing is not available.")] == [
+        "X is preferred"
+    ]
+
+
 @needs_shared_data(SHARED_DATA / "pubmedqa")
 def test_conclusions_are_seldom_contradicted_by_their_own_abstract() -> None:
     # A conclusion agrees with its own abstract: "contradicted" there is a false alarm.
