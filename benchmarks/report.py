@@ -163,7 +163,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"| answer, 5 sources ({answer.get('model', '–')}) | key evidence "
         f"{_fmt(answer.get('evidence_ms_median'), ' ms')}, first token "
         f"{_fmt(answer.get('first_token_ms_median'), ' ms')}, "
-        f"{_fmt(answer.get('tokens_per_s_median'), ' tok/s')} | – |"
+        f"{_fmt(answer.get('tokens_per_s_median'), ' tok/s')} | llama.cpp's own timings: prompt "
+        f"{_fmt(answer.get('llama_cpp_prompt_tokens_per_s_median'), ' tok/s')}, generation "
+        f"{_fmt(answer.get('llama_cpp_generation_tokens_per_s_median'), ' tok/s')}, prompt "
+        f"tokens reused from the previous prompt {_fmt(answer.get('prompt_tokens_reused_median'))} |"
     )
     errors = {
         name: s["error"] for name, s in sections.items() if isinstance(s, dict) and "error" in s

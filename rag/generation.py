@@ -113,6 +113,8 @@ class LlamaGenerator:
             raise GeneratorUnavailableError(f"{path} did not load as a llama.cpp model")
         self._template = self._chat_formatter()
         self._grammars: dict[CitationConstraint, Any] = {}
+        # llama.cpp's own timings of the last completion (see :meth:`perf`).
+        self.last_perf: dict[str, float] | None = None
 
     def _chat_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -179,6 +181,7 @@ class LlamaGenerator:
         """
         try:
             tokens = self.prompt_tokens(messages)
+            self._reset_perf()
             chunks = self._llama.create_completion(
                 tokens,
                 max_tokens=max_tokens,
@@ -192,6 +195,7 @@ class LlamaGenerator:
                 piece = chunk["choices"][0]["text"]
                 if piece:
                     yield piece
+            self.last_perf = self.perf(len(tokens))
         except GenerationError:
             raise
         except Exception as exc:
@@ -200,6 +204,35 @@ class LlamaGenerator:
     def count_tokens(self, text: str) -> int:
         """Exact count with the model's own tokenizer, as plain text."""
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _reset_perf(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(self._llama._ctx.ctx)
+
+    def perf(self, prompt_tokens: int) -> dict[str, float]:
+        """llama.cpp's own figures for the completion since the last reset (``llama_perf``).
+
+        ``evaluated`` counts the prompt tokens llama.cpp computed; the rest of ``prompt_tokens``
+        came from its cache of the previous prompt's prefix (the fixed system message and
+        instructions, when questions follow each other).
+        """
+        import llama_cpp
+
+        data = llama_cpp.llama_perf_context(self._llama._ctx.ctx)
+
+        def rate(count: int, ms: float) -> float:
+            return round(count / (ms / 1000), 1) if ms > 0 else 0.0
+
+        return {
+            "prompt_tokens": prompt_tokens,
+            "evaluated": int(data.n_p_eval),
+            "reused": max(prompt_tokens - int(data.n_p_eval), 0),
+            "prompt_ms": round(float(data.t_p_eval_ms), 1),
+            "prompt_tokens_per_s": rate(int(data.n_p_eval), float(data.t_p_eval_ms)),
+            "generated": int(data.n_eval),
+            "generation_tokens_per_s": rate(int(data.n_eval), float(data.t_eval_ms)),
+        }
 
 
 _PMID_TAG = re.compile(r"\[PMID:(\d+)\]")

@@ -238,3 +238,26 @@ def test_generator_streams_a_constrained_answer(generator) -> None:
     assert re.findall(r"\[PMID:(\d+)\]", text)
     assert set(re.findall(r"\[PMID:(\d+)\]", text)) <= set(ALLOWED), text
     assert FAKE not in text
+
+
+def test_llama_cpp_timings_show_the_shared_prefix_evaluated_once(generator) -> None:
+    system = {"role": "system", "content": "Answer from the abstracts. " * 20}
+
+    def ask(question: str) -> dict:
+        messages = [system, {"role": "user", "content": question}]
+        list(generator.stream(messages, max_tokens=4))
+        perf = generator.last_perf
+        assert perf is not None and perf["prompt_tokens"] == len(generator.prompt_tokens(messages))
+        return perf
+
+    ask("Unrelated warm-up so the next prompt starts cold: " + "x " * 5)
+    generator._llama.reset()  # nothing cached: the whole prompt is computed
+    first = ask("Does aspirin prevent stroke?")
+    second = ask("Is metformin safe in pregnancy?")
+
+    assert first["reused"] == 0 and first["evaluated"] == first["prompt_tokens"]
+    assert first["prompt_tokens_per_s"] > 0 and 1 <= first["generated"] <= 4
+    # The second question computes only what follows the system message it shares.
+    system_tokens = len(generator.prompt_tokens([system]))
+    assert second["reused"] >= system_tokens - 2
+    assert second["evaluated"] < second["prompt_tokens"] - 100

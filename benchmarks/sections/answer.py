@@ -42,11 +42,19 @@ def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> d
                 "evidence_ms": answer.timings.evidence_ms,
                 "prompt_tokens": answer.timings.prompt_tokens,
                 "evidence": len(answer.evidence),
+                # llama.cpp's own timings of the same completion (llama_perf_context).
+                "llama_cpp": getattr(service.generator, "last_perf", None),
             }
         )
     ttft = [float(r["first_token_ms"]) for r in rows if r["first_token_ms"] is not None]
     evidence = [float(r["evidence_ms"]) for r in rows if r["evidence_ms"] is not None]
     speed = [float(r["tokens_per_s"]) for r in rows if r["tokens_per_s"] is not None]
+    perf = [r["llama_cpp"] for r in rows if r["llama_cpp"]]
+
+    def median_of(key: str) -> float | None:
+        values = [float(p[key]) for p in perf if p.get(key)]
+        return round(float(np.median(values)), 1) if values else None
+
     return {
         "model": service.model_name,
         "load_s": round(load_s, 2),
@@ -54,5 +62,8 @@ def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> d
         "first_token_ms_median": round(float(np.median(ttft)), 1) if ttft else None,
         "evidence_ms_median": round(float(np.median(evidence)), 1) if evidence else None,
         "tokens_per_s_median": round(float(np.median(speed)), 2) if speed else None,
+        "llama_cpp_prompt_tokens_per_s_median": median_of("prompt_tokens_per_s"),
+        "llama_cpp_generation_tokens_per_s_median": median_of("generation_tokens_per_s"),
+        "prompt_tokens_reused_median": median_of("reused"),
         "answers": rows,
     }
