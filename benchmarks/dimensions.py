@@ -1,9 +1,13 @@
-"""``make eval-dims``: SciFact nDCG@10 and index size at several stored widths (Matryoshka).
+"""``make eval-dims``: SciFact nDCG@10, index size and serving memory per stored width (Matryoshka).
 
-Each width is one ``python -m rag eval beir --no-baselines`` subprocess with
+Each width is one ``python -m rag eval beir --no-baselines --no-ablations --serving-memory``
+subprocess with
 ``PUBMED_RAG_EMBEDDINGS=<model>`` and ``PUBMED_RAG_DIMENSIONALITY=<width>`` (unset for
 ``full``), as a user would run it; the JSON files land in ``benchmarks/results/`` as
-``eval-dims-<width>.json`` and the table in ``eval-dims.md``.
+``eval-dims-<width>.json`` and the table in ``eval-dims.md``. Serving RSS is the peak of a
+fresh process that opens the index and searches 50 queries (:mod:`evaluation.serving`); the
+last column is what the dense vectors alone would take at a million passages (float32, the
+layout txtai's exact faiss index stores), the scale where the width starts to matter.
 
 The default model is ``neuml/pubmedbert-base-embeddings-matryoshka``, which must already be
 in the Hugging Face cache (downloads are off during the run). ``--offline`` runs the same sweep
@@ -22,24 +26,35 @@ from benchmarks.evaluate import RESULTS, ROOT, log, run_eval
 
 MATRYOSHKA = "neuml/pubmedbert-base-embeddings-matryoshka"
 WIDTHS = ("full", "256", "128", "64")
+MILLION = 1_000_000
 
 
 def _mib(value: Any) -> str:
     return "–" if not value else f"{value / 2**20:.1f}"
 
 
+def _rss(result: dict[str, Any]) -> str:
+    served = result.get("product_serving") or {}
+    peak = served.get("peak_rss_serving_mib")
+    return f"{peak:,.0f}" if peak else "–"
+
+
 def dims_table(results: dict[str, dict[str, Any]]) -> list[str]:
-    """One row per width: nDCG@10, recall@100, vector and index sizes, the model that ran."""
+    """One row per width: nDCG@10, recall@100, vector and index sizes, serving RSS, and the
+    vectors' size at a million passages."""
     lines = [
-        "| stored width | nDCG@10 | recall@100 | vectors (MiB) | index on disk (MiB) | model |",
-        "|---|---|---|---|---|---|",
+        "| stored width | nDCG@10 | recall@100 | vectors (MiB) | index on disk (MiB) "
+        "| serving RSS (MiB) | vectors at 1M passages (MiB) | model |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for width, result in results.items():
         scores, product = result["product"], result["config"]["product"]
+        dims = product.get("dimensions") or 0
         lines.append(
-            f"| {width} ({product.get('dimensions')}-d) | {scores['ndcg@10']:.3f} | "
+            f"| {width} ({dims}-d) | {scores['ndcg@10']:.3f} | "
             f"{scores['recall@100']:.3f} | {_mib(product.get('vector_bytes'))} | "
-            f"{_mib(product.get('disk_bytes'))} | `{product.get('embeddings_model')}` |"
+            f"{_mib(product.get('disk_bytes'))} | {_rss(result)} | "
+            f"{_mib(MILLION * dims * 4)} | `{product.get('embeddings_model')}` |"
         )
     return lines
 
@@ -71,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     for width in (part.strip() for part in args.widths.split(",") if part.strip()):
         env = {**model, "PUBMED_RAG_DIMENSIONALITY": "" if width == "full" else width}
         results[width] = run_eval(
-            ["beir", *collection, "--no-baselines", "--quiet"],
+            [
+                "beir",
+                *collection,
+                "--no-baselines",
+                "--no-ablations",
+                "--serving-memory",
+                "--quiet",
+            ],
             out_dir / f"eval-dims-{width}{tag}.json",
             **env,
         )

@@ -24,6 +24,7 @@ from evaluation.errors import EvalDataError
 from evaluation.machine import machine_info
 from evaluation.metrics import DEEP_K, TOP_K, score_run
 from evaluation.product import faiss_layout, index_description, temporary_index
+from evaluation.serving import serving_memory
 from indexing.article import AbstractSection, Article
 from indexing.keywords import describe as describe_keywords
 from indexing.settings import Settings, get_settings
@@ -31,6 +32,8 @@ from indexing.store import PublishedIndex
 from rag.rerank import LateInteraction, Reranker, second_stage
 from rag.search import search
 from rag.settings import RagSettings
+
+SERVED = 50  # queries the serving-memory probe searches (its peak RSS is what they reach)
 
 BASELINES = ("txtai-bm25", "txtai-dense", "txtai-hybrid")
 
@@ -278,8 +281,13 @@ def evaluate_beir(
     baselines: Sequence[str] = BASELINES,
     progress: bool = True,
     with_ablations: bool = True,
+    with_serving_memory: bool = False,
 ) -> dict[str, Any]:
-    """Product and baseline metrics on a BEIR collection, in the ``--out`` JSON shape."""
+    """Product and baseline metrics on a BEIR collection, in the ``--out`` JSON shape.
+
+    ``with_serving_memory`` also opens the product's index in a fresh process and records its
+    peak RSS while it searches (:mod:`evaluation.serving`), as ``product_serving``.
+    """
     settings = settings or get_settings()
     rag = rag or RagSettings()
     articles = [beir_article(doc) for doc in collection.corpus.values()]
@@ -292,7 +300,8 @@ def evaluate_beir(
         allow_download=not settings.offline,
     )
     latencies: list[float] = []
-    with temporary_index(articles, settings, progress=progress) as (index, _):
+    served: dict[str, Any] | None = None
+    with temporary_index(articles, settings, progress=progress) as (index, index_settings):
         built = time.perf_counter() - started
         top = product_rankings(
             index, collection.queries, rag, TOP_K, progress=progress, reranker=reranker,
@@ -306,6 +315,8 @@ def evaluate_beir(
             ablations(index, collection, rag, reranker, progress=progress) if with_ablations else {}
         )
         described = index_description(index)
+        if with_serving_memory:
+            served = serving_memory(index_settings, list(collection.queries.values())[:SERVED])
         from indexing.models import locate_model
 
         model_path = locate_model(index.manifest.embeddings_model, allow_download=False)
@@ -314,6 +325,8 @@ def evaluate_beir(
     results["product_latency_ms"] = latency_summary(latencies)
     if ablated:
         results["ablations"] = ablated
+    if served is not None:
+        results["product_serving"] = served
     baseline_results: dict[str, dict[str, float]] = {}
     baseline_info: dict[str, Any] = {}
     configs = baseline_configs(model_path)

@@ -67,6 +67,12 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Also score the product with each ranking stage switched off in turn (same index).",
 )
+@click.option(
+    "--serving-memory",
+    is_flag=True,
+    help="Also open the product's index in a fresh process and report its peak RSS while it "
+    "searches (adds one process start).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def beir_command(
@@ -78,6 +84,7 @@ def beir_command(
     limit_queries: int | None,
     baselines: bool,
     ablations: bool,
+    serving_memory: bool,
     quiet: bool,
 ) -> None:
     """nDCG@10, recall@10/@100 and MRR@10 of the product and of plain txtai baselines.
@@ -93,6 +100,7 @@ def beir_command(
             baselines=BASELINES if baselines else (),
             progress=not quiet,
             with_ablations=ablations,
+            with_serving_memory=serving_memory,
         )
         payload["config"]["files"] = {
             "corpus": str(corpus),

@@ -387,8 +387,15 @@ def test_dimensions_sweep_writes_one_result_per_width_and_the_table(
     assert cut["config"]["product"]["dimensionality"] == 64
     assert cut["config"]["product"]["vector_bytes"] * 6 == full["config"]["product"]["vector_bytes"]
     assert 0 < cut["config"]["product"]["disk_bytes"] < full["config"]["product"]["disk_bytes"]
+    # Serving memory: a fresh process opened each index (the encoder alone is >50 MiB) and
+    # searched the queries; the table carries it and the vectors' size at a million passages.
+    for result in (full, cut):
+        served = result["product_serving"]
+        assert served["queries"] == 4 and served["p50_ms"] > 0
+        assert 50 < served["peak_rss_loaded_mib"] <= served["peak_rss_serving_mib"]
     table = (out / "eval-dims-offline.md").read_text(encoding="utf-8")
     assert "| full (384-d) |" in table and "| 64 (64-d) |" in table
+    assert "serving RSS (MiB)" in table and "| 1464.8 |" in table and "| 244.1 |" in table
 
 
 @needs_shared_data(SHARED_DATA / "pubmedqa")
