@@ -262,7 +262,7 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     from indexing.article import Article
     from indexing.pubmed import open_xml, parse_pubmed_xml
     from indexing.store import build_index
-    from indexing.store.postgres.common import CONTENT_CLASS
+    from indexing.store.postgres.common import CONTENT_CLASS, KEYWORDS_METHOD
 
     articles = []
     for path in SUBSET[:4]:
@@ -299,7 +299,7 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     assert "tests.hostile_config_module" not in sys.modules
     assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == "pgvector"
     assert loaded["method"] == "sentence-transformers"
-    assert loaded["scoring"]["method"] == "pgtext"
+    assert loaded["scoring"]["method"] == KEYWORDS_METHOD
     assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
     store.close()
 

@@ -33,6 +33,7 @@ from indexing.store.postgres.common import (
     SCHEMA_VERSION,
     DatabaseError,
     close_quietly,
+    keyword_scoring,
     lock_key,
 )
 from indexing.store.postgres.lock import AdvisoryLock
@@ -385,8 +386,15 @@ class PgStore(VersionStore):
         """A read-only handle on a published version, pinned against cleanup."""
         return PgPublishedIndex(self, version)
 
-    def load_embeddings(self, version: str, manifest: Manifest | None, choice: ModelChoice) -> Any:
-        """txtai on one version's schema: loaded from a manifest, or new when there is none."""
+    def load_embeddings(
+        self, version: str, manifest: Manifest | None, choice: ModelChoice, *, writing: bool = False
+    ) -> Any:
+        """txtai on one version's schema: loaded from a manifest, or new when there is none.
+
+        A reader searches with the keyword scoring the version records (``pgtext`` for versions
+        published before :data:`KEYWORDS_METHOD`); a writer's copy (``writing``) gets the
+        current one, which reads the same table, and records it when it publishes.
+        """
         from txtai import Embeddings
 
         url = sqlalchemy_url(self.url, self.search_path(version))
@@ -404,7 +412,9 @@ class PgStore(VersionStore):
                 **recorded_profile(manifest.embeddings_config).txtai_config(),
                 "content": CONTENT_CLASS,
                 "backend": "pgvector",
-                "scoring": {"method": "pgtext"},
+                "scoring": keyword_scoring(
+                    None if writing else manifest.embeddings_config.get("scoring")
+                ),
             },
         )
         # txtai loads from a folder holding config.json: give it one without credentials and

@@ -1,0 +1,188 @@
+"""PostgreSQL keyword search through the GIN index (:mod:`indexing.store.postgres.keywords`).
+
+Real recorded PubMed records in a real PostgreSQL + pgvector server: the GIN path returns what
+txtai's full-table ``pgtext`` ranking returns, the plan uses the GIN index, hostile text is only
+ever bound, and versions recording ``pgtext`` still load and search.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexing.store import IndexReader, open_store
+from indexing.store.postgres import PgStore
+from rag.search import Filters, search
+from tests.conftest import METAPUB_PMIDS, needs_shared_data
+from tests.fixtures_pg import SCHEMA, Backend, PgServer
+
+pytestmark = needs_shared_data()
+
+RECORDS = sorted(METAPUB_PMIDS.glob("*.xml"))[:40] if METAPUB_PMIDS.exists() else []
+QUERIES = (
+    "treatment of patients",
+    "cancer",
+    "breast cancer risk in women",
+    "randomized controlled trial of children with asthma",
+    "gene expression protein mutation cells",
+    "the effect of",
+    "a question about the outcome of surgery in elderly patients with hip fractures and "
+    "their mortality after one year compared with younger patients and controls",
+)
+HOSTILE = (
+    "'; DROP TABLE scoring; --",
+    "treatment & | ! ( ) : * <-> \\ patients",
+    "O'Brien's \"quoted\" cancer",
+    "&|!():*",
+    "cancer:* | !patients",
+    "'cancer' & 'patients'",
+    "$1 %s :query :limit {0} cancer",
+    "the of and",
+    "ß café naïve 癌症 cancer",
+)
+
+
+def _articles(paths: list[Path]) -> list[Any]:
+    from indexing.article import Article
+    from indexing.pubmed import open_xml, parse_pubmed_xml
+
+    found = []
+    for path in paths:
+        with open_xml(path) as stream:
+            found += [r for r in parse_pubmed_xml(stream) if isinstance(r, Article)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def built(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Settings of one index of 40 real records, built once for the module."""
+    from indexing.store import build_index
+
+    settings = Backend("postgres", pg_server).settings(tmp_path_factory.mktemp("kw") / "data")
+    build_index(_articles(RECORDS), settings, source="xml")
+    yield settings
+
+
+@pytest.fixture
+def reader(built: Any) -> Iterator[IndexReader]:
+    reader = IndexReader(built)
+    yield reader
+    reader.get().close()
+
+
+def _full_table(scoring: Any) -> Any:
+    """txtai's own pgtext on the same table: the ranking of every row."""
+    from txtai.scoring.pgtext import PGText
+
+    old = PGText({key: value for key, value in scoring.config.items() if key != "terms"})
+    old.load(None)
+    return old
+
+
+def test_new_versions_record_the_gin_scorer_without_the_url(built: Any) -> None:
+    from indexing.store.postgres.common import KEYWORDS_METHOD
+
+    manifest = open_store(built).manifest()
+    assert manifest.embeddings_config["scoring"] == {"method": KEYWORDS_METHOD, "terms": True}
+
+
+def test_gin_ranking_returns_what_the_full_table_ranking_returns(reader: IndexReader) -> None:
+    from indexing.store.postgres.keywords import PgKeywords
+
+    index = reader.get()
+    scoring = index.embeddings.scoring
+    assert type(scoring) is PgKeywords
+    old = _full_table(scoring)
+    everything = index.manifest.passages
+    try:
+        for query in QUERIES + HOSTILE:
+            new_rows, old_rows = scoring.search(query, everything), old.search(query, everything)
+            assert dict(new_rows) == pytest.approx(dict(old_rows)), query
+            # best first, the same scores in the same order (ties may swap equal-score rows)
+            assert [s for _, s in new_rows] == pytest.approx([s for _, s in old_rows]), query
+            top = scoring.search(query, 10)
+            assert [s for _, s in top] == pytest.approx([s for _, s in old_rows[:10]]), query
+        assert scoring.search("cancer", 10), "a common word finds passages"
+        assert scoring.search("the of and", 10) == []
+    finally:
+        old.close()
+
+
+def test_keyword_statement_is_answered_by_the_gin_index(reader: IndexReader) -> None:
+    """With sequential scans priced out, the planner must reach the rows through the GIN
+    index; the full-table statement of pgtext cannot (and at this size the planner would
+    rightly choose a sequential scan for both)."""
+    from sqlalchemy import text
+
+    scoring = reader.get().embeddings.scoring
+    session = scoring.database
+    session.execute(text("SET enable_seqscan = off"))
+    try:
+        for query in ("treatment of patients", "cancer", QUERIES[-1]):
+            plan = "\n".join(scoring.explain(query, 100))
+            assert 'Bitmap Index Scan on "scoring-index"' in plan, plan
+        old = session.execute(
+            text(
+                "EXPLAIN SELECT indexid, ts_rank(vector, plainto_tsquery('english', 'cancer')) "
+                "AS rank FROM scoring ORDER BY rank DESC LIMIT 100"
+            )
+        ).fetchall()
+        assert "scoring-index" not in "\n".join(line for (line,) in old)
+    finally:
+        session.execute(text("RESET enable_seqscan"))
+        session.rollback()
+
+
+def test_hostile_query_text_is_searched_as_text(reader: IndexReader, built: Any) -> None:
+    index = reader.get()
+    before = index.embeddings.scoring.count()
+    for query in HOSTILE:
+        result = search(reader, query, Filters(year_from=1900), limit=5)
+        assert all(hit.pmid for hit in result.hits)
+    assert index.embeddings.scoring.count() == before
+    assert index.embeddings.scoring.search("'; DROP TABLE scoring; --", 5) == []
+    assert index.embeddings.scoring.search("treatment & | ! ( ) : * <-> \\ patients", 5)
+
+
+def test_version_recording_pgtext_loads_with_it_and_an_update_moves_to_the_gin_scorer(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    from txtai.scoring.pgtext import PGText
+
+    from indexing.ingest import ingest_files
+    from indexing.store import build_index
+    from indexing.store.postgres.common import KEYWORDS_METHOD
+    from indexing.store.postgres.keywords import PgKeywords
+
+    settings = Backend("postgres", pg_server).settings(tmp_path / "data")
+    manifest = build_index(_articles(RECORDS[:8]), settings, source="xml")
+    store = open_store(settings)
+    assert isinstance(store, PgStore)
+    with store.db() as conn:  # what a version published before the GIN scorer records
+        conn.execute(
+            f"UPDATE {SCHEMA}.versions SET manifest = jsonb_set(manifest, "
+            "'{embeddings_config,scoring}', %s::jsonb)",
+            (json.dumps({"method": "pgtext"}),),
+        )
+    reader = IndexReader(settings)
+    old = reader.get()
+    assert type(old.embeddings.scoring) is PGText
+    assert old.embeddings.config["scoring"]["method"] == "pgtext"
+    hits = search(reader, "treatment of patients", limit=5).hits
+    assert hits
+    assert old.search("select id from txtai where similar(:q)", 3, {"q": "cancer"}, weights=0.0)
+
+    ingest_files(RECORDS[8:10], settings, quiet=True)
+    fresh = reader.get()
+    assert fresh.version != manifest.version
+    assert type(fresh.embeddings.scoring) is PgKeywords
+    assert fresh.manifest.embeddings_config["scoring"]["method"] == KEYWORDS_METHOD
+    again = search(reader, "treatment of patients", limit=5).hits
+    assert {hit.pmid for hit in hits} & {hit.pmid for hit in again}
+    old.close()
+    fresh.close()
+    store.close()
