@@ -186,3 +186,72 @@ def test_version_recording_pgtext_loads_with_it_and_an_update_moves_to_the_gin_s
     old.close()
     fresh.close()
     store.close()
+
+
+def test_selective_filter_returns_every_hit_beyond_what_one_hnsw_scan_yields(
+    built: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HNSW scan yields at most ``hnsw.ef_search`` rows (here 5; 1000 in the product): a
+    filter that few of them pass must not cut the hits short while the pool grows."""
+    from sqlalchemy import text
+    from txtai.ann.dense.pgvector import PGVector
+
+    from indexing.store.postgres import urls
+    from indexing.store.postgres.vectors import PgVectors
+
+    monkeypatch.setattr(urls, "EF_SEARCH", 5)
+    reader = IndexReader(built)
+    index = reader.get()
+    assert type(index.embeddings.ann) is PgVectors and index.embeddings.ann.ef_search() == 5
+    rows = index.search("SELECT pmid, year FROM txtai", index.manifest.passages)
+    years = sorted({int(row["pmid"]): int(row["year"]) for row in rows}.values(), reverse=True)
+    year_from = years[7]  # eight or more articles pass, most of the index does not
+    passing = {str(row["pmid"]) for row in rows if int(row["year"]) >= year_from}
+    assert 8 <= len(passing) < len(years) / 2
+
+    # As on a large table, where the planner takes the HNSW index: one scan yields 5 rows.
+    index.embeddings.ann.database.execute(text("SET enable_seqscan = off"))
+    vector = index.embeddings.batchtransform(["treatment of patients"], "query")
+    assert len(PGVector.search(index.embeddings.ann, vector, 1000)[0]) <= 5
+
+    result = search(reader, "treatment of patients", Filters(year_from=year_from), 5, 1.0)
+    assert len(result.hits) == 5 and not result.notices
+    assert {hit.pmid for hit in result.hits} <= passing
+    # Every passing article txtai can score (dense scores must be positive) is found.
+    scored = index.search(
+        "SELECT pmid FROM txtai WHERE similar(:q, 1000) AND year >= :y",
+        1000,
+        {"q": "treatment of patients", "y": year_from},
+        weights=1.0,
+    )
+    everything = search(reader, "treatment of patients", Filters(year_from=year_from), 50, 1.0)
+    assert {hit.pmid for hit in everything.hits} == {str(row["pmid"]) for row in scored}
+    assert len(everything.hits) > 5
+
+    # What it was: every request answered by the HNSW scan, cut at 5 rows.
+    monkeypatch.setattr(index.embeddings.ann, "ef_search", lambda: 1_000_000)
+    cut = search(reader, "treatment of patients", Filters(year_from=year_from), 5, 1.0)
+    assert len(cut.hits) < 5
+    index.close()
+
+
+def test_a_search_weighting_one_retriever_zero_does_not_run_it(reader: IndexReader) -> None:
+    index = reader.get()
+    calls: list[str] = []
+    ann, scoring = index.embeddings.ann, index.embeddings.scoring
+    for name, part in (("dense", ann), ("keyword", scoring)):
+        original = part.search
+
+        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls.append(_name)
+            return _original(*args)
+
+        part.search = counted
+    sql = "SELECT id, score FROM txtai WHERE similar(:q)"
+    dense = index.search(sql, 5, {"q": "treatment of patients"}, weights=1.0)
+    keyword = index.search(sql, 5, {"q": "treatment of patients"}, weights=0.0)
+    both = index.search(sql, 5, {"q": "treatment of patients"}, weights=0.5)
+    assert dense and keyword and both
+    assert calls == ["dense", "keyword", "dense", "keyword", "dense", "keyword"]
+    assert ann.searched and scoring.searched  # restored
+    del ann.search, scoring.search

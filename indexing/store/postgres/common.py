@@ -17,6 +17,8 @@ SCHEMA_VERSION = 1
 # txtai loads the content store by this name (indexes published before the store package
 # name the old path, `indexing.pgcontent.PgContent`, which still imports it).
 CONTENT_CLASS = "indexing.store.postgres.content.PgContent"
+# txtai's pgvector search, exact where an HNSW scan cannot return enough rows (every version).
+VECTORS_CLASS = "indexing.store.postgres.vectors.PgVectors"
 # The keyword scoring of new versions: txtai's pgtext ranking through the GIN index
 # (:mod:`indexing.store.postgres.keywords`); ``terms`` makes txtai treat it as a keyword index.
 KEYWORDS_METHOD = "indexing.store.postgres.keywords.PgKeywords"

@@ -63,23 +63,33 @@ def match_query(tsquery: str) -> str | None:
 
 
 class PgKeywords(PGText):
-    """txtai's ``pgtext`` ranking, computed only for the passages the GIN index matches."""
+    """txtai's ``pgtext`` ranking, computed only for the passages the GIN index matches.
+
+    ``searched`` False makes :meth:`search` return nothing: the reader sets it for a search
+    whose keyword weight is 0, whose keyword results txtai would compute and then ignore.
+    """
+
+    searched = True
 
     def search(self, query: str, limit: int = 3) -> list[tuple[int, float]]:
         """The ``limit`` best ``(indexid, ts_rank)`` of the passages matching ``query``."""
+        if not self.searched:
+            return []
         statement = self._ranking(query, limit)
         if statement is None:
             return []
         rows = self.database.execute(*statement)
         return [(int(uid), float(score)) for uid, score in rows if score > MIN_SCORE]
 
-    def explain(self, query: str, limit: int = 3) -> list[str]:
-        """PostgreSQL's plan of :meth:`search`'s ranking statement (for tests and benchmarks)."""
+    def explain(self, query: str, limit: int = 3, *, analyze: bool = False) -> list[str]:
+        """PostgreSQL's plan of :meth:`search`'s ranking statement (for tests and benchmarks);
+        with ``analyze``, run and timed (``EXPLAIN ANALYZE``)."""
         statement = self._ranking(query, limit)
         if statement is None:
             return []
         sql, params = statement
-        rows: Any = self.database.execute(text(f"EXPLAIN {sql.text}"), params)
+        verb = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
+        rows: Any = self.database.execute(text(f"{verb} {sql.text}"), params)
         return [str(line) for (line,) in rows]
 
     def _ranking(self, query: str, limit: int) -> tuple[Any, dict[str, Any]] | None:

@@ -31,6 +31,7 @@ from indexing.store.postgres.common import (
     DROP_LOCK_TIMEOUT,
     KEEPALIVES,
     SCHEMA_VERSION,
+    VECTORS_CLASS,
     DatabaseError,
     close_quietly,
     keyword_scoring,
@@ -400,7 +401,7 @@ class PgStore(VersionStore):
         url = sqlalchemy_url(self.url, self.search_path(version))
         if manifest is None or not manifest.embeddings_config.get("dimensions"):
             config = embeddings_config(choice, self.settings)
-            config.update(content=CONTENT_CLASS, backend="pgvector", **with_urls({}, url))
+            config.update(content=CONTENT_CLASS, backend=VECTORS_CLASS, **with_urls({}, url))
             with self.translated("opening the index"):
                 return Embeddings(config)
         # The stored configuration is data anyone with UPDATE on the control schema can edit:
@@ -411,7 +412,7 @@ class PgStore(VersionStore):
                 # a stored profile name only chooses among this program's rows
                 **recorded_profile(manifest.embeddings_config).txtai_config(),
                 "content": CONTENT_CLASS,
-                "backend": "pgvector",
+                "backend": VECTORS_CLASS,
                 "scoring": keyword_scoring(
                     None if writing else manifest.embeddings_config.get("scoring")
                 ),
