@@ -255,3 +255,56 @@ def test_a_search_weighting_one_retriever_zero_does_not_run_it(reader: IndexRead
     assert calls == ["dense", "keyword", "dense", "keyword", "dense", "keyword"]
     assert ann.searched and scoring.searched  # restored
     del ann.search, scoring.search
+
+
+def test_pairs_of_the_commonest_lexemes_are_dropped_only_past_the_row_budget() -> None:
+    from indexing.store.postgres.keywords import RANKED_ROWS, match_query, pairs_within
+
+    found = ["'patient'", "'studi'", "'stent'"]
+    shares = {"patient": 0.5, "studi": 0.4, "stent": 0.001}
+    assert len(pairs_within(found, shares, RANKED_ROWS / 0.5)) == 3  # 0.2 + … of the rows: fits
+    assert pairs_within(found, shares, 1_000_000) == [
+        ("'patient'", "'stent'"),
+        ("'studi'", "'stent'"),
+    ]
+    assert len(pairs_within(found, {}, 1_000_000)) == 3  # no statistics: every pair
+    # unlisted lexemes count as the rarest listed; the rarest always keeps its pairs
+    assert pairs_within(found, {"patient": 0.9, "studi": 0.9}, 10**9) == [
+        ("'patient'", "'stent'"),
+        ("'studi'", "'stent'"),
+    ]
+    long = " & ".join(f"'w{n}'" for n in range(30))
+    assert match_query(long) == " | ".join(f"'w{n}'" for n in range(30))
+    narrowed = match_query(long, {f"w{n}": 0.5 for n in range(20)} | {"w29": 0.0001}, 10**6)
+    # the 16 rarest are paired (w20-w29 unlisted count as rare as w29, then w0-w5), and the
+    # common ones among them only with the rare ones
+    assert narrowed is not None and "'w29'" in narrowed and "'w6'" not in narrowed
+    assert "( 'w0' & 'w29' )" not in narrowed and "( 'w29' & 'w0' )" in narrowed
+    assert "( 'w0' & 'w1' )" not in narrowed
+
+
+def test_past_the_row_budget_fewer_passages_are_ranked_with_the_same_scores(
+    reader: IndexReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cost of the budget: passages holding only the commonest lexemes drop out; those
+    ranked keep pgtext's scores."""
+    from indexing.store.postgres import keywords
+
+    index = reader.get()
+    scoring = index.embeddings.scoring
+    frequency, rows = scoring.statistics()
+    assert frequency and rows == index.manifest.passages  # the writer's ANALYZE
+    old = _full_table(scoring)
+    monkeypatch.setattr(keywords, "RANKED_ROWS", 0)
+    try:
+        ranked = fewer = 0
+        for query in QUERIES[:-1]:
+            narrowed = dict(scoring.search(query, 1000))
+            full = dict(old.search(query, 1000))
+            ranked += bool(narrowed)
+            assert set(narrowed) <= set(full)
+            assert {uid: full[uid] for uid in narrowed} == pytest.approx(narrowed)  # same rank
+            fewer += len(narrowed) < len(full)
+        assert ranked >= 2 and fewer >= 1  # two-lexeme queries match their one pair anyway
+    finally:
+        old.close()
