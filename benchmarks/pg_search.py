@@ -103,6 +103,7 @@ def measure(settings: Any, queries: list[str]) -> dict[str, Any]:
     result["plans"] = _plans(index.embeddings.scoring, queries)
     index.embeddings.ann, index.embeddings.scoring = _old_path(*new)
     result["full_table_pgtext"] = _measure_path(reader, index, queries)
+    result["keyword_overlap_with_pgtext"] = _overlap(new[1], index.embeddings.scoring, queries)
     index.embeddings.ann.close()
     index.embeddings.scoring.close()
     index.embeddings.ann, index.embeddings.scoring = new
@@ -168,6 +169,32 @@ def _measure_path(reader: Any, index: Any, queries: list[str]) -> dict[str, Any]
         **_percentiles(latencies),
         "keyword_statement": _percentiles(keyword),
         "selective": {**_percentiles(narrow), "mean_hits": round(float(np.mean(hits)), 2)},
+    }
+
+
+def _overlap(scoring: Any, pgtext: Any, queries: list[str], k: int = 10) -> dict[str, Any]:
+    """How many of pgtext's top ``k`` keyword hits the GIN path returns too, per query (mean),
+    apart for the queries whose match is not every pair (the row budget narrowed it, or a
+    lexeme no passage holds was left out)."""
+    narrowed: list[float] = []
+    exact: list[float] = []
+    for query in queries:
+        ours = {uid for uid, _ in scoring.search(query, KEYWORD_ROWS)[:k]}
+        theirs = {uid for uid, _ in pgtext.search(query, KEYWORD_ROWS)[:k]}
+        share = len(ours & theirs) / len(theirs) if theirs else 1.0
+        statement = scoring._ranking(query, KEYWORD_ROWS)
+        every = scoring.match_every_pair(query)
+        (narrowed if statement is not None and statement[1]["match"] != every else exact).append(
+            share
+        )
+    scoring.save(None)
+    pgtext.save(None)
+    return {
+        "k": k,
+        "queries_narrowed": len(narrowed),
+        f"overlap@{k}": round(float(np.mean(narrowed + exact)), 3),
+        f"overlap@{k}_narrowed": round(float(np.mean(narrowed)), 3) if narrowed else None,
+        f"overlap@{k}_not_narrowed": round(float(np.mean(exact)), 3) if exact else None,
     }
 
 

@@ -62,10 +62,10 @@ class PgPublishedIndex(PublishedIndex):
         from sqlalchemy.exc import OperationalError
         from txtai.database.sql.error import SQLError
 
-        unweighted = {0.0: self.embeddings.ann, 1.0: self.embeddings.scoring}.get(
+        unweighted: Any = {0.0: self.embeddings.ann, 1.0: self.embeddings.scoring}.get(
             weights if weights is not None else -1.0
         )
-        idle = [unweighted] if hasattr(unweighted, "searched") else []
+        idle: list[Any] = [unweighted] if hasattr(unweighted, "searched") else []
         try:
             for part in idle:
                 part.searched = False
