@@ -140,10 +140,13 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| hybrid search + filter on PostgreSQL, {int(scale):,} passages | "
                          f"skipped: {entry['skipped']} | – |")  # fmt: skip
             continue
+        old = entry.get("full_table_pgtext") or {}
         lines.append(
             f"| hybrid search + filter on PostgreSQL, {int(scale):,} passages | "
             f"p50 {_fmt(entry['p50_ms'], ' ms')}, p95 {_fmt(entry['p95_ms'], ' ms')} "
             f"(built at {_fmt(entry.get('build_passages_per_s'))} passages/s) | "
+            f"full-table pgtext, same run: p50 {_fmt(old.get('p50_ms'), ' ms')}, "
+            f"p95 {_fmt(old.get('p95_ms'), ' ms')}; "
             f"embedded: p50 {_fmt(beside.get('p50_ms'), ' ms')}, "
             f"p95 {_fmt(beside.get('p95_ms'), ' ms')} |"
         )

@@ -262,7 +262,7 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     from indexing.article import Article
     from indexing.pubmed import open_xml, parse_pubmed_xml
     from indexing.store import build_index
-    from indexing.store.postgres.common import CONTENT_CLASS
+    from indexing.store.postgres.common import CONTENT_CLASS, KEYWORDS_METHOD, VECTORS_CLASS
 
     articles = []
     for path in SUBSET[:4]:
@@ -297,9 +297,9 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     assert search(reader, "treatment of patients", limit=3).hits
     loaded = reader.get().embeddings.config
     assert "tests.hostile_config_module" not in sys.modules
-    assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == "pgvector"
+    assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == VECTORS_CLASS
     assert loaded["method"] == "sentence-transformers"
-    assert loaded["scoring"]["method"] == "pgtext"
+    assert loaded["scoring"]["method"] == KEYWORDS_METHOD
     assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
     store.close()
 

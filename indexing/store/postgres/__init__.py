@@ -1,9 +1,11 @@
 """The PostgreSQL + pgvector backend: the same versioned index, held by a database server.
 
 Chosen by ``PUBMED_RAG_DATABASE_URL`` (see :func:`indexing.store.open_store`). txtai keeps the
-passages and metadata (``PgContent``, its SQLAlchemy content store), the vectors (``pgvector``
-backend, HNSW index) and the keyword index (``pgtext`` scoring, a GIN-indexed tsvector) in
-PostgreSQL; this package adds what the embedded backend keeps in files. With ``S`` the
+passages and metadata (``PgContent``, its SQLAlchemy content store), the vectors (``pgvector``,
+HNSW index, searched by ``PgVectors``: exact past ``hnsw.ef_search``) and the keyword index
+(a GIN-indexed tsvector, searched by ``PgKeywords`` through that index; versions published
+before it record txtai's ``pgtext``, which ranks every row) in PostgreSQL; this package adds
+what the embedded backend keeps in files. With ``S`` the
 ``database_schema`` setting (``pubmed_rag`` by default)::
 
     S.meta           schema_version (migrations), set when the schema is created on first use
@@ -33,7 +35,8 @@ without URLs, messages and ``info`` show :func:`mask_url`, and errors are scrubb
 
 Modules: ``store`` (the control schema, what is published, cleanup), ``writer`` (staging
 schemas), ``reader`` (pinned read handles), ``lock`` (advisory locks), ``urls`` (credentials),
-``content`` (txtai's content store with typed columns), ``common`` (shared names and helpers).
+``content`` (txtai's content store with typed columns), ``keywords`` and ``vectors`` (txtai's
+keyword and vector search, as txtai loads them by name), ``common`` (shared names and helpers).
 """
 
 from __future__ import annotations

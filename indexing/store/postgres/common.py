@@ -17,6 +17,13 @@ SCHEMA_VERSION = 1
 # txtai loads the content store by this name (indexes published before the store package
 # name the old path, `indexing.pgcontent.PgContent`, which still imports it).
 CONTENT_CLASS = "indexing.store.postgres.content.PgContent"
+# txtai's pgvector search, exact where an HNSW scan cannot return enough rows (every version).
+VECTORS_CLASS = "indexing.store.postgres.vectors.PgVectors"
+# The keyword scoring of new versions: txtai's pgtext ranking through the GIN index
+# (:mod:`indexing.store.postgres.keywords`); ``terms`` makes txtai treat it as a keyword index.
+KEYWORDS_METHOD = "indexing.store.postgres.keywords.PgKeywords"
+# What versions published before it record: txtai's pgtext, which ranks every row.
+LEGACY_KEYWORDS_METHOD = "pgtext"
 # Dense candidates one HNSW scan can return (pgvector's hnsw.ef_search, at most 1000). txtai
 # asks for 10x the candidate pool in hybrid mode; the product's default pool is 100.
 EF_SEARCH = 1000
@@ -31,6 +38,17 @@ KEEPALIVES = {
 }
 # How long cleanup waits for a table lock before leaving an old version for the next run.
 DROP_LOCK_TIMEOUT = "5s"
+
+
+def keyword_scoring(stored: Any = None) -> dict[str, Any]:
+    """The ``scoring`` block to load a version with: the one it records, if it is one of ours.
+
+    Only the two method names are honoured (a stored configuration is data, and txtai imports
+    what the method names); anything else, or nothing, gets :data:`KEYWORDS_METHOD`.
+    """
+    if isinstance(stored, dict) and stored.get("method") == LEGACY_KEYWORDS_METHOD:
+        return {"method": LEGACY_KEYWORDS_METHOD}
+    return {"method": KEYWORDS_METHOD, "terms": True}
 
 
 class DatabaseError(IndexStoreError):

@@ -31,8 +31,10 @@ from indexing.store.postgres.common import (
     DROP_LOCK_TIMEOUT,
     KEEPALIVES,
     SCHEMA_VERSION,
+    VECTORS_CLASS,
     DatabaseError,
     close_quietly,
+    keyword_scoring,
     lock_key,
 )
 from indexing.store.postgres.lock import AdvisoryLock
@@ -385,14 +387,21 @@ class PgStore(VersionStore):
         """A read-only handle on a published version, pinned against cleanup."""
         return PgPublishedIndex(self, version)
 
-    def load_embeddings(self, version: str, manifest: Manifest | None, choice: ModelChoice) -> Any:
-        """txtai on one version's schema: loaded from a manifest, or new when there is none."""
+    def load_embeddings(
+        self, version: str, manifest: Manifest | None, choice: ModelChoice, *, writing: bool = False
+    ) -> Any:
+        """txtai on one version's schema: loaded from a manifest, or new when there is none.
+
+        A reader searches with the keyword scoring the version records (``pgtext`` for versions
+        published before :data:`KEYWORDS_METHOD`); a writer's copy (``writing``) gets the
+        current one, which reads the same table, and records it when it publishes.
+        """
         from txtai import Embeddings
 
         url = sqlalchemy_url(self.url, self.search_path(version))
         if manifest is None or not manifest.embeddings_config.get("dimensions"):
             config = embeddings_config(choice, self.settings)
-            config.update(content=CONTENT_CLASS, backend="pgvector", **with_urls({}, url))
+            config.update(content=CONTENT_CLASS, backend=VECTORS_CLASS, **with_urls({}, url))
             with self.translated("opening the index"):
                 return Embeddings(config)
         # The stored configuration is data anyone with UPDATE on the control schema can edit:
@@ -403,8 +412,10 @@ class PgStore(VersionStore):
                 # a stored profile name only chooses among this program's rows
                 **recorded_profile(manifest.embeddings_config).txtai_config(),
                 "content": CONTENT_CLASS,
-                "backend": "pgvector",
-                "scoring": {"method": "pgtext"},
+                "backend": VECTORS_CLASS,
+                "scoring": keyword_scoring(
+                    None if writing else manifest.embeddings_config.get("scoring")
+                ),
             },
         )
         # txtai loads from a folder holding config.json: give it one without credentials and

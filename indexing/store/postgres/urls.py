@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from indexing.store.postgres.common import EF_SEARCH
+from indexing.store.postgres.common import EF_SEARCH, keyword_scoring
 
 
 def mask_url(url: str) -> str:
@@ -79,5 +79,5 @@ def with_urls(config: dict[str, Any], url: str) -> dict[str, Any]:
     return {
         "pgcontent": {"url": url},
         "pgvector": {**(config.get("pgvector") or {}), "url": url},
-        "scoring": {**(config.get("scoring") or {"method": "pgtext"}), "url": url},
+        "scoring": {**(config.get("scoring") or keyword_scoring()), "url": url},
     }

@@ -88,7 +88,9 @@ class PgWriter(Writer):
             db.execute(sql.SQL(_CATALOG_DDL).format(t=sql.Identifier(schema, "articles")))
             db.commit()
         self.catalog_table = sql.Identifier(schema, "articles")
-        self.embeddings = store.load_embeddings(version, self.base_manifest, self.choice)
+        self.embeddings = store.load_embeddings(
+            version, self.base_manifest, self.choice, writing=True
+        )
 
     def close(self) -> None:
         """Drop unpublished work (the staging schema)."""
