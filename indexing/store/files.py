@@ -327,7 +327,9 @@ class FilePublishedIndex(PublishedIndex):
     def _search(
         self, query: str, limit: int, parameters: dict[str, Any] | None, weights: float | None
     ) -> list[dict[str, Any]]:
-        return list(self.embeddings.search(query, limit, weights=weights, parameters=parameters))
+        from indexing.store import retrieval  # imports txtai: only once something is searched
+
+        return retrieval.search(self.embeddings, query, limit, weights, parameters)
 
     def close(self) -> None:
         """Release the version's files."""
