@@ -22,6 +22,7 @@ from indexing import history
 from indexing.article import join_list
 from indexing.models import ModelChoice
 from indexing.settings import Settings
+from indexing.store.ann import apply_layout
 from indexing.store.base import (
     Catalog,
     CatalogEntry,
@@ -287,6 +288,10 @@ class FileWriter(Writer):
         articles = self.article_count()
         passages = int(self.embeddings.count()) if articles else 0
         if articles:
+            # The dense layout the passage count asks for (PUBMED_RAG_ANN), before it is saved.
+            apply_layout(
+                self.embeddings, passages, self.settings.ann, self.settings.ann_min_passages
+            )
             self.embeddings.save(str(self.staging / EMBEDDINGS))
         else:
             (self.staging / EMBEDDINGS).mkdir(exist_ok=True)

@@ -1,0 +1,198 @@
+"""The dense side's faiss layout, chosen from the passage count when a version is published.
+
+txtai picks a faiss layout once, from the first batch it indexes; ingestion adds articles in
+small batches (:data:`indexing.store.config.UPSERT_BATCH`), so every index stayed exact
+(``IDMap,Flat``): each query compares itself with every vector, and all of them are kept in
+fp32. That is fast up to a few hundred thousand passages and linear beyond.
+
+So the writer looks again before it publishes (:func:`apply_layout`). Below
+``PUBMED_RAG_ANN_MIN_PASSAGES`` passages, or with ``PUBMED_RAG_ANN=exact``, the index stays
+exact. Above it, the vectors are moved into an inverted-file index, ``IVF<lists>,SQfp16``:
+about sqrt(passages) lists, each vector stored in fp16 (half the memory; 8-bit vectors lost
+too much recall on the benchmark's vectors, 0.96 at best against exact). ``nprobe``, the lists
+a query reads, is tuned right there on the index's own vectors against exact search:
+the smallest that finds :data:`TUNING_RECALL` of the true ten nearest neighbours of
+:data:`TUNING_QUERIES` stored passages. Layout and ``nprobe`` are written into the index's
+configuration (and so into ``manifest.json``); readers use what was built, whatever the
+settings say later. The ids of the vectors do not change, so the text store, the keyword index
+and deletions are untouched, and later upserts go into the same lists. When the index has grown
+so that it wants at least twice the lists it has, the layout is built again.
+
+Queries of an approximate index go through :class:`indexing.ivf.ProbedFaiss`, which widens the
+probes when a filtered search asks for more candidates, so filters never lose matches to the
+probes and never make a search read the whole index.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BACKEND = "indexing.ivf.ProbedFaiss"
+STORAGE = "SQfp16"
+# Stored passages used as queries when nprobe is tuned, and the recall@10 against exact search
+# they must reach (above the 0.98 asked of real queries: stored passages are easier queries
+# than short questions, they sit inside a list).
+TUNING_QUERIES = 200
+TUNING_RECALL = 0.99
+K = 10
+# faiss wants at least 39 training points per list; a sample of this many per list trains
+# as well as all of them, in a fraction of the time at a million passages.
+TRAIN_PER_LIST = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """An approximate layout: faiss components and the lists a query probes."""
+
+    components: str
+    lists: int
+    nprobe: int
+
+
+def lists_for(passages: int) -> int:
+    """Inverted lists for ``passages`` vectors: about sqrt(n), at least 39 vectors each."""
+    return max(1, min(round(math.sqrt(passages)), passages // 39))
+
+
+def current_lists(config: dict[str, Any]) -> int:
+    """The lists of the index's current layout (0 = exact)."""
+    components = str(((config.get("build") or {}).get("settings") or {}).get("components") or "")
+    first = components.split(",", maxsplit=1)[0]
+    return int(first[3:]) if first.startswith("IVF") and first[3:].isdigit() else 0
+
+
+def wanted_lists(passages: int, mode: str, min_passages: int) -> int:
+    """The lists the settings ask for at ``passages`` (0 = exact)."""
+    if mode == "exact" or passages < min_passages:
+        return 0
+    return lists_for(passages)
+
+
+def needs_layout(config: dict[str, Any], passages: int, mode: str, min_passages: int) -> bool:
+    """Whether the index should get a new approximate layout before it is published.
+
+    An approximate index is never turned back into an exact one: its vectors are fp16 now, and
+    the exact layout would only hold them in more memory (rebuild the index to get fp32 back).
+    """
+    want = wanted_lists(passages, mode, min_passages)
+    have = current_lists(config)
+    return want > 0 and want >= 2 * have
+
+
+def stored_vectors(backend: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, vectors)`` held by a faiss index of txtai (``IDMap,Flat`` or ``IVF…``)."""
+    import faiss
+
+    if isinstance(backend, faiss.IndexIDMap):
+        inner = faiss.downcast_index(backend.index)
+        return faiss.vector_to_array(backend.id_map).astype(np.int64), inner.reconstruct_n(
+            0, inner.ntotal
+        )
+    ivf: Any = faiss.extract_index_ivf(backend)
+    lists: Any = ivf.invlists
+    ids = np.concatenate(
+        [
+            faiss.rev_swig_ptr(lists.get_ids(number), lists.list_size(number)).copy()
+            for number in range(ivf.nlist)
+            if lists.list_size(number)
+        ]
+        or [np.zeros(0, dtype=np.int64)]
+    ).astype(np.int64)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+    vectors = backend.reconstruct_batch(ids)
+    ivf.set_direct_map_type(faiss.DirectMap.NoMap)  # type: ignore[attr-defined]
+    return ids, vectors
+
+
+def tune_nprobe(index: Any, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> int:
+    """The smallest ``nprobe`` whose recall@10 against exact search reaches TUNING_RECALL.
+
+    The queries are stored passages; each one's own vector is left out of both answers.
+    """
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False))
+    queries = np.ascontiguousarray(vectors[rows])
+    _, exact = faiss.knn(queries, vectors, K + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = [
+        _others(ids[row[row >= 0]], ids[query]) for row, query in zip(exact, rows, strict=True)
+    ]
+    lists = int(index.nlist)
+    nprobe = 1
+    while True:
+        index.nprobe = nprobe
+        _, found = index.search(queries, K + 1)
+        recall = np.mean(
+            [
+                len(_others(hit[hit >= 0], ids[query]) & wanted) / K
+                for hit, wanted, query in zip(found, truth, rows, strict=True)
+            ]
+        )
+        if recall >= TUNING_RECALL or nprobe >= lists:
+            return nprobe
+        nprobe = min(lists, max(nprobe + 1, round(nprobe * 1.25)))
+
+
+def _others(found: np.ndarray, own: int) -> set[int]:
+    """The ten nearest ids of a stored passage, its own id left out."""
+    return set([int(i) for i in found if int(i) != int(own)][:K])
+
+
+def build_layout(ids: np.ndarray, vectors: np.ndarray) -> tuple[Any, Layout]:
+    """A trained ``IVF<lists>,SQfp16`` index holding ``vectors`` under ``ids``, nprobe tuned."""
+    import faiss
+
+    lists = lists_for(len(vectors))
+    components = f"IVF{lists},{STORAGE}"
+    index = faiss.index_factory(vectors.shape[1], components, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = min(len(vectors), TRAIN_PER_LIST * lists)
+    index.train(vectors[np.sort(rng.choice(len(vectors), sample, replace=False))])
+    index.add_with_ids(vectors, ids)
+    return index, Layout(components, lists, tune_nprobe(index, ids, vectors))
+
+
+def apply_layout(embeddings: Any, passages: int, mode: str, min_passages: int) -> Layout | None:
+    """Give a txtai index the layout the settings ask for at ``passages``; ``None`` = unchanged.
+
+    Args:
+        embeddings: the writer's txtai ``Embeddings`` (faiss backend).
+        passages: the passages it holds.
+        mode: ``auto`` or ``exact`` (``PUBMED_RAG_ANN``).
+        min_passages: where ``auto`` starts approximating (``PUBMED_RAG_ANN_MIN_PASSAGES``).
+    """
+    config = embeddings.config
+    if config.get("backend", "faiss") not in ("faiss", BACKEND) or embeddings.ann is None:
+        return None
+    if not needs_layout(config, passages, mode, min_passages):
+        return None
+    began = time.perf_counter()
+    ids, vectors = stored_vectors(embeddings.ann.backend)
+    if len(vectors) < 39:
+        return None
+    index, layout = build_layout(ids, np.ascontiguousarray(vectors, dtype=np.float32))
+    from txtai.ann import ANNFactory
+
+    config["backend"] = BACKEND
+    config["faiss"] = {"components": layout.components, "nprobe": layout.nprobe}
+    ann = ANNFactory.create(config)
+    ann.backend = index
+    ann.metadata({"components": layout.components})
+    embeddings.ann = ann
+    log.info(
+        "dense layout %s, nprobe %d, for %d passages (%.1f s)",
+        layout.components,
+        layout.nprobe,
+        len(vectors),
+        time.perf_counter() - began,
+    )
+    return layout
