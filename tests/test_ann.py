@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from indexing.settings import Settings
-from indexing.store import IndexReader
-from indexing.store.ann import BACKEND, STORAGES, current_lists, lists_for, needs_layout
+from indexing.store import IndexReader, ann
+from indexing.store.ann import BACKEND, current_lists, lists_for, needs_layout
 from indexing.store.files import FileStore
 from rag.search import Filters, search
 from tests.fixtures_index import SampleIndex, sample_index
@@ -19,19 +19,26 @@ from tests.fixtures_index import SampleIndex, sample_index
 __all__ = ["sample_index"]
 
 
-def _approximate(exact: SampleIndex, data_dir: Path) -> Settings:
-    """A copy of ``exact`` published again with a threshold low enough to approximate it."""
+def _approximate(exact: SampleIndex, data_dir: Path, storage: str) -> Settings:
+    """A copy of ``exact`` published again with a threshold low enough to approximate it,
+    its vectors stored as ``storage`` (8-bit lists + fp16 copy, or fp16 lists)."""
     shutil.copytree(exact.data_dir, data_dir)
     settings = Settings(data_dir=data_dir, offline=True, ann="auto", ann_min_passages=1)
     store = FileStore(settings)
-    with store.lock(), store.open_writer() as writer:
-        writer.publish("ann")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ann, "STORAGES", (storage,))
+        with store.lock(), store.open_writer() as writer:
+            writer.publish("ann")
     return settings
 
 
-@pytest.fixture(scope="module")
-def approximate(sample_index: SampleIndex, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return _approximate(sample_index, tmp_path_factory.mktemp("ann") / "data")
+@pytest.fixture(scope="module", params=ann.STORAGES)
+def approximate(
+    request: pytest.FixtureRequest,
+    sample_index: SampleIndex,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    return _approximate(sample_index, tmp_path_factory.mktemp("ann") / "data", request.param)
 
 
 def _queries(index: SampleIndex, count: int = 30) -> list[str]:
@@ -68,9 +75,15 @@ def test_the_approximate_layout_and_its_probes_are_recorded_in_the_index(
 
     assert config["backend"] == BACKEND
     lists = lists_for(index.manifest.passages)
-    assert config["faiss"]["components"] in {f"IVF{lists},{storage}" for storage in STORAGES}
+    storage = config["faiss"]["components"].removeprefix(f"IVF{lists},")
+    assert storage in ann.STORAGES
     assert 1 <= config["faiss"]["nprobe"] <= lists
     assert type(index.embeddings.ann).__name__ == "ProbedFaiss"
+    # 8-bit lists come with their fp16 copy, mapped from disk rather than loaded
+    copy = index.embeddings.ann.exact
+    assert (config["faiss"].get("refine") == "fp16") == (storage == "SQ8") == (copy is not None)
+    if copy is not None:
+        assert isinstance(copy, np.memmap) and len(copy) == index.manifest.passages
     # the exact index (as every index built before) still loads with txtai's own faiss
     assert exact.manifest.embeddings_config.get("backend", "faiss") == "faiss"
     assert type(exact.embeddings.ann).__name__ == "Faiss"
@@ -113,10 +126,11 @@ def test_filtered_approximate_search_keeps_every_match(
         assert len(set(got) & set(want)) >= len(want) - 1
 
 
+@pytest.mark.parametrize("storage", ann.STORAGES)
 def test_an_approximate_index_takes_revisions_like_an_exact_one(
-    sample_index: SampleIndex, tmp_path: Path
+    sample_index: SampleIndex, tmp_path: Path, storage: str
 ) -> None:
-    settings = _approximate(sample_index, tmp_path / "data")
+    settings = _approximate(sample_index, tmp_path / "data", storage)
     before = IndexReader(settings).get().manifest
     pmid, article = sorted(sample_index.articles.items())[0]
     revised = replace(article, title="Zebrafish fin regeneration under microgravity")
@@ -131,3 +145,4 @@ def test_an_approximate_index_takes_revisions_like_an_exact_one(
     assert hits[0].pmid == pmid and hits[0].title == revised.title
     assert after.passages == before.passages
     assert after.embeddings_config["faiss"] == before.embeddings_config["faiss"]
+    assert storage in after.embeddings_config["faiss"]["components"]

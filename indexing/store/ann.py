@@ -113,26 +113,38 @@ def stored_vectors(backend: Any) -> tuple[np.ndarray, np.ndarray]:
     return ids, vectors
 
 
-def tune_nprobe(index: Any, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> int | None:
+def tune_nprobe(
+    index: Any, ids: np.ndarray, vectors: np.ndarray, exact: np.ndarray | None, seed: int = 0
+) -> int | None:
     """The smallest ``nprobe`` whose recall@10 against exact search reaches TUNING_RECALL.
 
     The queries are stored passages; each one's own vector is left out of both answers.
-    ``None`` when even every list together misses it (the storage loses too much).
+    ``exact`` is the fp16 copy that rescores the candidates of 8-bit lists (as readers do,
+    :class:`indexing.ivf.ProbedFaiss`). ``None`` when even every list together misses it.
     """
     import faiss
+
+    from indexing.ivf import RERANK, rescore
 
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(vectors), min(TUNING_QUERIES, len(vectors)), replace=False))
     queries = np.ascontiguousarray(vectors[rows])
-    _, exact = faiss.knn(queries, vectors, K + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    _, truth_rows = faiss.knn(queries, vectors, K + 1, metric=faiss.METRIC_INNER_PRODUCT)
     truth = [
-        _others(ids[row[row >= 0]], ids[query]) for row, query in zip(exact, rows, strict=True)
+        _others(ids[row[row >= 0]], ids[query]) for row, query in zip(truth_rows, rows, strict=True)
     ]
     lists = int(index.nlist)
 
     def recall(nprobe: int) -> float:
         index.nprobe = nprobe
-        _, found = index.search(queries, K + 1)
+        if exact is None:
+            _, found = index.search(queries, K + 1)
+        else:
+            _, candidates = index.search(queries, (K + 1) * RERANK)
+            found = [
+                np.array([i for i, _ in hits])
+                for hits in rescore(candidates, queries, exact, K + 1)
+            ]
         hits = [
             len(_others(hit[hit >= 0], ids[query]) & wanted) / K
             for hit, wanted, query in zip(found, truth, rows, strict=True)
@@ -152,11 +164,13 @@ def _others(found: np.ndarray, own: int) -> set[int]:
     return set([int(i) for i in found if int(i) != int(own)][:K])
 
 
-def build_layout(ids: np.ndarray, vectors: np.ndarray) -> tuple[Any, Layout]:
+def build_layout(ids: np.ndarray, vectors: np.ndarray) -> tuple[Any, Layout, np.ndarray | None]:
     """A trained ``IVF<lists>,<storage>`` index of ``vectors`` under ``ids``, nprobe tuned.
 
-    The storage is the first of :data:`STORAGES` that can reach :data:`TUNING_RECALL` (8-bit
-    vectors where they keep the ranking, else fp16); the lists are trained once for both.
+    The storage is the first of :data:`STORAGES` that can reach :data:`TUNING_RECALL`: 8-bit
+    lists with an fp16 copy that rescores their candidates (memory: 1 byte per dimension; the
+    copy is mapped from disk), else fp16 lists. The lists are trained once for both. Returns
+    the index, its layout, and the fp16 copy (rows by id) when the lists are 8-bit.
     """
     import faiss
 
@@ -177,12 +191,16 @@ def build_layout(ids: np.ndarray, vectors: np.ndarray) -> tuple[Any, Layout]:
         index.train(sample)
         trained = index
         index.add_with_ids(vectors, ids)
-        nprobe = tune_nprobe(index, ids, vectors)
+        exact = None
+        if storage == "SQ8":
+            exact = np.zeros((int(ids.max()) + 1, dimensions), dtype=np.float16)
+            exact[ids] = vectors
+        nprobe = tune_nprobe(index, ids, vectors, exact)
         if nprobe is not None:
-            return index, Layout(components, lists, nprobe)
+            return index, Layout(components, lists, nprobe), exact
         log.info("%s misses recall@10 %.2f even probing every list", components, TUNING_RECALL)
     # Even fp16 misses the target (nearly equal vectors): probe every list, the best it does.
-    return index, Layout(components, lists, lists)
+    return index, Layout(components, lists, lists), None
 
 
 def apply_layout(embeddings: Any, passages: int, mode: str, min_passages: int) -> Layout | None:
@@ -201,15 +219,26 @@ def apply_layout(embeddings: Any, passages: int, mode: str, min_passages: int) -
         return None
     began = time.perf_counter()
     ids, vectors = stored_vectors(embeddings.ann.backend)
+    copy = getattr(embeddings.ann, "exact", None)  # an 8-bit index's fp16 copy: better vectors
+    if copy is not None:
+        vectors = np.asarray(copy[ids], dtype=np.float32)
     if len(vectors) < 39:
         return None
-    index, layout = build_layout(ids, np.ascontiguousarray(vectors, dtype=np.float32))
+    index, layout, exact = build_layout(ids, np.ascontiguousarray(vectors, dtype=np.float32))
+    if exact is not None and len(exact) < int(config.get("offset") or 0):
+        # rows up to txtai's next id (the last ones may have been deleted)
+        exact = np.concatenate(
+            [exact, np.zeros((int(config["offset"]) - len(exact), exact.shape[1]), exact.dtype)]
+        )
     from txtai.ann import ANNFactory
 
     config["backend"] = BACKEND
     config["faiss"] = {"components": layout.components, "nprobe": layout.nprobe}
+    if exact is not None:
+        config["faiss"]["refine"] = "fp16"
     ann = ANNFactory.create(config)
     ann.backend = index
+    ann.exact = exact
     ann.metadata({"components": layout.components})
     embeddings.ann = ann
     log.info(
