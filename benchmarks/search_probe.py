@@ -127,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         latencies.append((time.perf_counter() - began) * 1000)
     rss_serving = peak_rss_mib()
     (args.data_dir / "hits.json").write_text(json.dumps(hits), encoding="utf-8")
+    # Each retriever on its own (same filter): which side grows with the index.
+    sides: dict[str, list[float]] = {"dense_only": [], "keyword_only": []}
+    for side, weight in (("dense_only", 1.0), ("keyword_only", 0.0)):
+        for query in queries:
+            began = time.perf_counter()
+            run(query, weight)
+            sides[side].append((time.perf_counter() - began) * 1000)
 
     # Exact search over the very vectors faiss holds; faiss id = insertion order = pmid - 1.
     embeddings = index.embeddings
@@ -179,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                 "queries": len(queries),
                 "p50_ms": round(percentile(latencies, 50), 2),
                 "p95_ms": round(percentile(latencies, 95), 2),
+                **{
+                    f"{side}_{name}_ms": round(percentile(values, q), 2)
+                    for side, values in sides.items()
+                    for name, q in (("p50", 50), ("p95", 95))
+                },
                 "ann_recall@10": round(float(np.mean(ann_recall)), 4),
                 "filtered_dense_recall@10": round(float(np.mean(filtered_recall)), 4),
                 **({"hybrid_overlap@10": round(overlap, 4)} if overlap is not None else {}),
