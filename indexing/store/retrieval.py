@@ -7,12 +7,19 @@ each search was work nobody used (the profile at 100k passages: two exact faiss 
 BM25 scans per search). :class:`OneSidedSearch` runs only the side that counts, for the number
 of candidates txtai's own hybrid would have taken from it, so every score and every ranking is
 the one txtai returns. Imported when the embedded backend first searches (it imports txtai).
+
+faiss runs one query in the calling thread (:func:`single_threaded_faiss`): a flat search of a
+single query otherwise splits the vectors over OpenMP threads, and on a busy 2-core machine
+(load 6) every split waits for a core — 60 ms instead of 0.3 ms at 10k passages, 48-80 ms
+instead of 11-14 ms at 100k (the bench's machine, 2026-12-02). An IVF search of one query does
+not split; many queries at once (evaluations) are not searched through here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import faiss
 from txtai.embeddings.search import Search
 
 
@@ -36,6 +43,12 @@ class OneSidedSearch(Search):
         return list(self.resolve([[(uid, score) for uid, score in results if score > 0]]))
 
 
+def single_threaded_faiss() -> None:
+    """faiss's OpenMP searches started from this thread run in it (OpenMP keeps the count per
+    thread, so writers and evaluations elsewhere keep theirs)."""
+    faiss.omp_set_num_threads(1)
+
+
 def search(
     embeddings: Any,
     query: str,
@@ -44,5 +57,6 @@ def search(
     parameters: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """``embeddings.search(query, limit, weights=weights, parameters=parameters)``, one-sided."""
+    single_threaded_faiss()
     results = OneSidedSearch(embeddings)([query], limit, weights, None, [parameters])
     return list(results[0]) if results else []
