@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     ann: Literal["auto", "exact"] = Field(
         "auto",
         description="Dense layout of the embedded index: auto = exact below ann_min_passages passages, "
-        "above it an inverted-file index of fp16 vectors (IVF, about sqrt(passages) lists) whose probes "
+        "above it an inverted-file index (IVF, about sqrt(passages) lists) of 8-bit vectors rescored "
+        "from an fp16 copy, or of fp16 vectors where 8 bits miss the target, whose probes "
         "are tuned on the index's own vectors to recall@10 0.99 against exact search, chosen again "
         "when a version is published; exact = always exact. Recorded in the index; an approximate "
         "index stays approximate (rebuild it for exact).",
