@@ -133,6 +133,21 @@ def markdown(result: dict[str, Any]) -> str:
             f"{vectors} | faiss {entry['faiss']}: recall@10 vs exact {_fmt(entry['ann_recall@10'])}, "
             f"filtered dense {_fmt(entry['filtered_dense_recall@10'])} |"
         )
+        ann = entry.get("ann")
+        if isinstance(ann, dict) and "p50_ms" in ann:
+            lines.append(
+                f"| the same, approximate index ({ann.get('faiss')}, nprobe {ann.get('nprobe')}) | "
+                f"p50 {_fmt(ann['p50_ms'], ' ms')}, p95 {_fmt(ann['p95_ms'], ' ms')}; peak RSS "
+                f"{_fmt(ann.get('peak_rss_serving_mib'), ' MiB')} | recall@10 vs the exact index "
+                f"{_fmt(ann.get('ann_recall@10'))}, filtered dense "
+                f"{_fmt(ann.get('filtered_dense_recall@10'))}, hybrid hits shared "
+                f"{_fmt(ann.get('hybrid_overlap@10'))}; {ann.get('narrow_filter')} "
+                f"({_fmt(ann.get('narrow_selectivity'))} of passages): p95 "
+                f"{_fmt(ann.get('narrow_dense_p95_ms'), ' ms')} (exact "
+                f"{_fmt(entry.get('narrow_dense_p95_ms'), ' ms')}), recall@10 "
+                f"{_fmt(ann.get('narrow_dense_recall@10'))}; layout built in "
+                f"{_fmt(ann.get('layout_s'), ' s')} |"
+            )
     embedded = _get(sections, "search", "scales") or {}
     for scale, entry in (_get(sections, "search_postgres", "scales") or {}).items():
         beside = embedded.get(scale, {})

@@ -105,6 +105,21 @@ class Settings(BaseSettings):
             "fast path off for new indexes and for reading existing ones."
         ),
     )
+    ann: Literal["auto", "exact"] = Field(
+        "auto",
+        description="Dense layout of the embedded index: auto = exact below ann_min_passages passages, "
+        "above it an inverted-file index (IVF, about sqrt(passages) lists) of 8-bit vectors rescored "
+        "from an fp16 copy, or of fp16 vectors where 8 bits miss the target, whose probes "
+        "are tuned on the index's own vectors to recall@10 0.99 against exact search, chosen again "
+        "when a version is published; exact = always exact. Recorded in the index; an approximate "
+        "index stays approximate (rebuild it for exact).",
+    )
+    ann_min_passages: int = Field(
+        250_000,
+        ge=1,
+        description="Passages from which PUBMED_RAG_ANN=auto gives the embedded index an approximate "
+        "(IVF) layout; exact search is fast below it.",
+    )
     checkpoint_records: int = Field(
         2000,
         ge=1,

@@ -53,3 +53,33 @@ def test_summary_puts_each_search_scales_memory_beside_its_raw_vectors_and_keeps
     # 1M x 384 float32 = 1,464.8 MiB
     assert "peak RSS 2,400.0 MiB (its float32 vectors alone: 1,464.8 MiB)" in text
     assert "- PostgreSQL at 1M is missing." in text
+
+
+def test_summary_puts_the_approximate_index_beside_the_exact_one_of_the_same_scale() -> None:
+    from benchmarks.report import markdown
+
+    ann = {"p50_ms": 20.0, "p95_ms": 30.0, "peak_rss_serving_mib": 1200.0,
+           "faiss": "IVF1000,SQfp16", "nprobe": 40, "ann_recall@10": 0.985,
+           "filtered_dense_recall@10": 0.99, "hybrid_overlap@10": 0.99,
+           "narrow_filter": "year >= 2025", "narrow_selectivity": 0.02,
+           "narrow_dense_p95_ms": 40.0, "narrow_dense_recall@10": 0.98, "layout_s": 60.0}  # fmt: skip
+    entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
+             "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0,
+             "narrow_dense_p95_ms": 400.0, "ann": ann}  # fmt: skip
+    result = {
+        "date": "2026-01-01",
+        "quick": False,
+        "json": "bench-2026-01-01.json",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 8, "load_average": [0, 0, 0]},
+        "sections": {"search": {"dimensions": 384, "scales": {"1000000": entry}}},
+    }
+
+    lines = markdown(result).splitlines()
+    exact = next(i for i, line in enumerate(lines) if "1,000,000 passages" in line)
+
+    assert "approximate index (IVF1000,SQfp16, nprobe 40)" in lines[exact + 1]
+    assert (
+        "p95 30.0 ms" in lines[exact + 1]
+        and "recall@10 vs the exact index 0.985" in lines[exact + 1]
+    )
+    assert "(exact 400.0 ms)" in lines[exact + 1]

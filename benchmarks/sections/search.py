@@ -118,12 +118,16 @@ def synthetic_queries(count: int, vocabulary: list[str], seed: int = 1) -> list[
 
 
 def build_synthetic_index(
-    data_dir: Path, count: int, model_dir: Path, vocabulary: list[str]
+    data_dir: Path, count: int, model_dir: Path, vocabulary: list[str], ann: str = "exact"
 ) -> float:
-    """Publish ``count`` synthetic articles the way ingestion does; return the build seconds."""
+    """Publish ``count`` synthetic articles the way ingestion does; return the build seconds.
+
+    ``ann`` is the ``PUBMED_RAG_ANN`` setting of the build (``exact`` here: the baseline the
+    approximate copy of :func:`approximate_copy` is measured against).
+    """
     from indexing.settings import Settings
 
-    settings = Settings(data_dir=data_dir, offline=True)
+    settings = Settings(data_dir=data_dir, offline=True, ann=ann)
     began = time.perf_counter()
     years = build_synthetic(settings, count, vocabulary, model_dir, f"building {count:,}")
     elapsed = time.perf_counter() - began
@@ -131,14 +135,51 @@ def build_synthetic_index(
     return elapsed
 
 
-def probe(data_dir: Path, queries: list[str]) -> dict[str, Any]:
+def approximate_copy(exact_dir: Path, data_dir: Path, model_dir: Path) -> float:
+    """Copy an exact index and publish the copy with ``PUBMED_RAG_ANN=auto``, its threshold
+    at the lowest allowed: the writer gives it the approximate layout (:mod:`indexing.store.ann`)
+    as it would for a large index. Returns the seconds the publish took (copy excluded)."""
+    import shutil
+
+    from indexing.models import ModelChoice
+    from indexing.settings import Settings
+    from indexing.store.factory import open_store
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.copytree(exact_dir, data_dir, ignore=shutil.ignore_patterns("hits.json"))
+    settings = Settings(data_dir=data_dir, offline=True, ann="auto", ann_min_passages=1)
+    store = open_store(settings)
+    try:
+        began = time.perf_counter()
+        choice = ModelChoice(str(model_dir), str(model_dir))
+        with store.lock(purpose="bench"), store.open_writer(choice) as writer:
+            writer.publish("bench-ann")
+        return time.perf_counter() - began
+    finally:
+        store.close()
+
+
+def encoder_rate(model_dir: Path, vocabulary: list[str], count: int = 2000) -> float:
+    """Passages per second of the synthetic encoder alone, on the same synthetic texts."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    texts = [f"{a.title}\n{a.abstract[0].text}" for a, _ in synthetic_articles(count, vocabulary)]
+    model.encode(texts[:64], batch_size=32)
+    began = time.perf_counter()
+    model.encode(texts, batch_size=32)
+    return count / (time.perf_counter() - began)
+
+
+def probe(data_dir: Path, queries: list[str], exact_dir: Path | None = None) -> dict[str, Any]:
     """Run :mod:`benchmarks.search_probe` in a fresh process; its JSON line."""
     spec = data_dir / "queries.json"
     spec.write_text(json.dumps({"queries": queries, "year_from": YEAR_FROM}), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PUBMED_RAG_OFFLINE": "1"}
+    extra = ["--exact-dir", str(exact_dir)] if exact_dir else []
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.search_probe", "--data-dir", str(data_dir),
-         "--queries", str(spec)],
+         "--queries", str(spec), *extra],
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -149,7 +190,12 @@ def probe(data_dir: Path, queries: list[str]) -> dict[str, Any]:
 def bench_search(
     scales: Sequence[int], max_scale: int, max_build_s: float, queries: int, work: Path
 ) -> dict[str, Any]:
-    """Build, serve and measure each scale; skip what the caps rule out, saying why."""
+    """Build, serve and measure each scale; skip what the caps rule out, saying why.
+
+    Each scale is built exact (the entry's own figures) and then given the approximate layout
+    on a copy (``ann``: the same figures, recall against the exact index's float32 vectors, and
+    ``hybrid_overlap@10``, the share of the exact index's hybrid hits it returns too).
+    """
     from indexing.models import resolve_embeddings
     from indexing.settings import get_settings
 
@@ -165,6 +211,7 @@ def bench_search(
         "max_build_s": max_build_s,
         "scales": {},
     }
+    report["encoder_passages_per_s"] = round(encoder_rate(model_dir, vocabulary), 1)
     rate: float | None = None  # passages per second of the last build
     for scale in sorted(scales):
         if scale > max_scale:
@@ -180,11 +227,19 @@ def bench_search(
         built = build_synthetic_index(data_dir, scale, model_dir, vocabulary)
         rate = scale / built
         log(f"search: built in {built:.0f} s; serving in a subprocess")
-        entry = {"build_s": round(built, 1), "build_passages_per_s": round(rate, 1)}
+        entry: dict[str, Any] = {"build_s": round(built, 1), "build_passages_per_s": round(rate, 1)}
+        # The synthetic encoder's share of the build; the rest is the store (txtai's content
+        # database, BM25 terms index, faiss, the catalog).
+        entry["encoder_share_of_build"] = round(rate / report["encoder_passages_per_s"], 3)
         entry.update(probe(data_dir, texts))
+        ann_dir = work / f"search-{scale}-ann"
+        log(f"search: approximate layout of {scale:,} passages")
+        layout_s = approximate_copy(data_dir, ann_dir, model_dir)
+        entry["ann"] = {"layout_s": round(layout_s, 1), **probe(ann_dir, texts, data_dir)}
         report["scales"][str(scale)] = entry
         with contextlib.suppress(OSError):
             import shutil
 
             shutil.rmtree(data_dir)
+            shutil.rmtree(ann_dir)
     return report

@@ -22,6 +22,7 @@ from indexing import history
 from indexing.article import join_list
 from indexing.models import ModelChoice
 from indexing.settings import Settings
+from indexing.store.ann import apply_layout
 from indexing.store.base import (
     Catalog,
     CatalogEntry,
@@ -287,6 +288,10 @@ class FileWriter(Writer):
         articles = self.article_count()
         passages = int(self.embeddings.count()) if articles else 0
         if articles:
+            # The dense layout the passage count asks for (PUBMED_RAG_ANN), before it is saved.
+            apply_layout(
+                self.embeddings, passages, self.settings.ann, self.settings.ann_min_passages
+            )
             self.embeddings.save(str(self.staging / EMBEDDINGS))
         else:
             (self.staging / EMBEDDINGS).mkdir(exist_ok=True)
@@ -327,7 +332,9 @@ class FilePublishedIndex(PublishedIndex):
     def _search(
         self, query: str, limit: int, parameters: dict[str, Any] | None, weights: float | None
     ) -> list[dict[str, Any]]:
-        return list(self.embeddings.search(query, limit, weights=weights, parameters=parameters))
+        from indexing.store import retrieval  # imports txtai: only once something is searched
+
+        return retrieval.search(self.embeddings, query, limit, weights, parameters)
 
     def close(self) -> None:
         """Release the version's files."""
