@@ -184,7 +184,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"{_fmt(answer.get('tokens_per_s_median'), ' tok/s')} | llama.cpp's own timings: prompt "
         f"{_fmt(answer.get('llama_cpp_prompt_tokens_per_s_median'), ' tok/s')}, generation "
         f"{_fmt(answer.get('llama_cpp_generation_tokens_per_s_median'), ' tok/s')}, prompt "
-        f"tokens reused from the previous prompt {_fmt(answer.get('prompt_tokens_reused_median'))} |"
+        f"tokens reused from the previous prompt {_fmt(answer.get('prompt_tokens_reused_median'))}; "
+        f"Q4_1 as it is, no flash attention: first token "
+        f"{_fmt((answer.get('baseline') or {}).get('first_token_ms_median'), ' ms')}, prompt "
+        f"{_fmt((answer.get('baseline') or {}).get('llama_cpp_prompt_tokens_per_s_median'), ' tok/s')}, "
+        f"generation "
+        f"{_fmt((answer.get('baseline') or {}).get('llama_cpp_generation_tokens_per_s_median'), ' tok/s')} |"
     )
     errors = {
         name: s["error"] for name, s in sections.items() if isinstance(s, dict) and "error" in s

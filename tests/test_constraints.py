@@ -232,7 +232,7 @@ def test_generator_streams_a_constrained_answer(generator) -> None:
     constraint = CitationConstraint(ALLOWED, max_sentences=1)
     messages = [{"role": "user", "content": USER}]
 
-    text = "".join(generator.stream(messages, max_tokens=64, constraint=constraint))
+    text = "".join(generator.stream(messages, max_tokens=200, constraint=constraint))
 
     assert generator.grammar(constraint) is generator.grammar(constraint)  # compiled once
     assert re.findall(r"\[PMID:(\d+)\]", text)

@@ -17,13 +17,26 @@ QUESTIONS = (
 
 
 def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> dict[str, Any]:
-    """TTFT and tokens/s of the offline generator with 5 sources, generator loaded beforehand."""
-    from indexing.settings import Settings
-    from rag.service import AnswerService
+    """TTFT and tokens/s of the offline generator with 5 sources, generator loaded beforehand,
+    beside the same questions answered the way llama-cpp-python loads the bundled file by
+    default (Q4_1 as it is, no flash attention), in the same run."""
     from rag.settings import RagSettings
 
+    product = _answers(data_dir, questions, RagSettings(top_k=5, abstain_threshold=-1.0,
+                       max_answer_tokens=max_tokens))  # fmt: skip
+    baseline = _answers(data_dir, questions, RagSettings(top_k=5, abstain_threshold=-1.0,
+                        max_answer_tokens=max_tokens, llm_repack="off",
+                        llm_flash_attention=False))  # fmt: skip
+    return {**product, "baseline": {"settings": "PUBMED_RAG_LLM_REPACK=off "
+            "PUBMED_RAG_LLM_FLASH_ATTENTION=false", **baseline}}  # fmt: skip
+
+
+def _answers(data_dir: Path, questions: Sequence[str], rag: Any) -> dict[str, Any]:
+    from indexing.settings import Settings
+    from rag.service import AnswerService
+
     settings = Settings(data_dir=data_dir, offline=True)
-    rag = RagSettings(top_k=5, abstain_threshold=-1.0, max_answer_tokens=max_tokens)
+    max_tokens = rag.max_answer_tokens
     service = AnswerService(settings=settings, rag=rag)
     began = time.perf_counter()
     service.load_generator()
@@ -57,6 +70,7 @@ def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> d
 
     return {
         "model": service.model_name,
+        "file": str(getattr(service.generator, "path", "")),
         "load_s": round(load_s, 2),
         "max_answer_tokens": max_tokens,
         "first_token_ms_median": round(float(np.median(ttft)), 1) if ttft else None,
