@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,29 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.serving import peak_rss_mib
+
 K = 10
 
 
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` percentile (0-100) of ``values``, linear interpolation."""
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, in MiB.
-
-    Linux's ``VmHWM`` belongs to this process's own memory map. ``getrusage``'s ``ru_maxrss``
-    does not: a process started by ``subprocess`` inherits the peak of the process that
-    started it (the kernel carries it across fork and exec), which would report the
-    benchmark's own peak for every index.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
 def dense_matrix(backend: Any) -> tuple[np.ndarray, np.ndarray]:

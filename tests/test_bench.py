@@ -34,19 +34,23 @@ def test_search_probe_reports_its_own_peak_memory_not_its_parents() -> None:
     assert len(ballast) and float(child.stdout) < 200
 
 
-def test_summary_puts_each_search_scales_memory_beside_its_raw_vectors_and_keeps_notes() -> None:
-    from benchmarks.report import markdown
-
-    entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
-             "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0}  # fmt: skip
-    result = {
+def one_scale(entry: dict) -> dict:
+    """A bench result holding one search scale (1M passages, 384-d) with ``entry``."""
+    return {
         "date": "2026-01-01",
         "quick": False,
         "json": "bench-2026-01-01.json",
         "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 8, "load_average": [0, 0, 0]},
         "sections": {"search": {"dimensions": 384, "scales": {"1000000": entry}}},
-        "notes": ["PostgreSQL at 1M is missing."],
     }
+
+
+def test_summary_puts_each_search_scales_memory_beside_its_raw_vectors_and_keeps_notes() -> None:
+    from benchmarks.report import markdown
+
+    entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
+             "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0}  # fmt: skip
+    result = {**one_scale(entry), "notes": ["PostgreSQL at 1M is missing."]}
 
     text = markdown(result)
 
@@ -66,13 +70,7 @@ def test_summary_puts_the_approximate_index_beside_the_exact_one_of_the_same_sca
     entry = {"p50_ms": 200.0, "p95_ms": 250.0, "peak_rss_serving_mib": 2400.0,
              "faiss": "IDMap,Flat", "ann_recall@10": 1.0, "filtered_dense_recall@10": 1.0,
              "narrow_dense_p95_ms": 400.0, "ann": ann}  # fmt: skip
-    result = {
-        "date": "2026-01-01",
-        "quick": False,
-        "json": "bench-2026-01-01.json",
-        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 8, "load_average": [0, 0, 0]},
-        "sections": {"search": {"dimensions": 384, "scales": {"1000000": entry}}},
-    }
+    result = one_scale(entry)
 
     lines = markdown(result).splitlines()
     exact = next(i for i, line in enumerate(lines) if "1,000,000 passages" in line)
