@@ -411,3 +411,27 @@ def test_an_index_without_the_new_columns_reads_as_unknown_until_an_update(
         h.pmid: article_evidence(articles[h.pmid])[0].id for h in after.hits
     }
     assert search(reader, BROAD, Filters(humans=True), limit=ALL).hits
+
+
+def test_a_search_weighting_one_retriever_zero_does_not_run_it(reader: IndexReader) -> None:
+    index = reader.get()
+    calls: list[str] = []
+    ann, scoring = index.embeddings.ann, index.embeddings.scoring
+    for name, part in (("dense", ann), ("keyword", scoring)):
+        original = part.search
+
+        def counted(*args, _name: str = name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        part.search = counted
+    sql = "SELECT id, score FROM txtai WHERE similar(:q)"
+    try:
+        dense = index.search(sql, 5, {"q": "treatment of patients"}, weights=1.0)
+        keyword = index.search(sql, 5, {"q": "treatment of patients"}, weights=0.0)
+        both = index.search(sql, 5, {"q": "treatment of patients"}, weights=0.5)
+    finally:
+        del ann.search, scoring.search
+    assert dense and keyword and both
+    # weight 1: dense only; weight 0: keyword only; a hybrid weight: both (txtai ran both always)
+    assert calls == ["dense", "keyword", "dense", "keyword"]

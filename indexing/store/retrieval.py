@@ -6,7 +6,8 @@ hybrid index, each for ten times the limit, and then throws the side weighted 0 
 each search was work nobody used (the profile at 100k passages: two exact faiss scans and two
 BM25 scans per search). :class:`OneSidedSearch` runs only the side that counts, for the number
 of candidates txtai's own hybrid would have taken from it, so every score and every ranking is
-the one txtai returns. Imported when the embedded backend first searches (it imports txtai).
+the one txtai returns. Both backends search through it (the embedded one and PostgreSQL);
+imported when an index is first searched (it imports txtai).
 
 faiss runs one query in the calling thread (:func:`single_threaded_faiss`): a flat search of a
 single query otherwise splits the vectors over OpenMP threads, and on a busy 2-core machine

@@ -129,18 +129,10 @@ def pairs_within(
 
 
 class PgKeywords(PGText):
-    """txtai's ``pgtext`` ranking, computed only for the passages the GIN index matches.
-
-    ``searched`` False makes :meth:`search` return nothing: the reader sets it for a search
-    whose keyword weight is 0, whose keyword results txtai would compute and then ignore.
-    """
-
-    searched = True
+    """txtai's ``pgtext`` ranking, computed only for the passages the GIN index matches."""
 
     def search(self, query: str, limit: int = 3) -> list[tuple[int, float]]:
         """The ``limit`` best ``(indexid, ts_rank)`` of the passages matching ``query``."""
-        if not self.searched:
-            return []
         statement = self._ranking(query, limit)
         if statement is None:
             return []

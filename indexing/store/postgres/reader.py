@@ -54,24 +54,16 @@ class PgPublishedIndex(PublishedIndex):
         BM25 scores are normalised; dividing by the query's best keeps the fused score
         ``w·cosine + (1−w)·keyword`` of :mod:`rag.search` on the same 0..1 scale.
 
-        txtai runs both retrievers of a hybrid index whatever the weights and then ignores the
-        one weighted 0; here that one is not run (:class:`~indexing.store.postgres.vectors.
-        PgVectors`, :class:`~indexing.store.postgres.keywords.PgKeywords`), which halves the
-        work of :mod:`rag.search`'s dense-only and keyword-only searches.
+        A retriever weighted 0 is not run (:mod:`indexing.store.retrieval`, as on the embedded
+        backend).
         """
         from sqlalchemy.exc import OperationalError
         from txtai.database.sql.error import SQLError
 
-        unweighted: Any = {0.0: self.embeddings.ann, 1.0: self.embeddings.scoring}.get(
-            weights if weights is not None else -1.0
-        )
-        idle: list[Any] = [unweighted] if hasattr(unweighted, "searched") else []
+        from indexing.store import retrieval
+
         try:
-            for part in idle:
-                part.searched = False
-            rows = list(
-                self.embeddings.search(query, limit, weights=weights, parameters=parameters)
-            )
+            rows = retrieval.search(self.embeddings, query, limit, weights, parameters)
             commit_sessions(self.embeddings)  # end the read transactions: no lock or snapshot held
         except (SQLError, OperationalError, psycopg.Error) as exc:
             cause = exc.args[0] if isinstance(exc, SQLError) and exc.args else exc
@@ -80,9 +72,6 @@ class PgPublishedIndex(PublishedIndex):
                 f"search failed in {self.store.where}: "
                 f"{self.store.scrub(str(cause).strip().splitlines()[0])}"
             ) from None
-        finally:
-            for part in idle:
-                part.searched = True
         if weights == 0.0:
             best = max((float(row.get("score") or 0.0) for row in rows), default=0.0)
             if best > 0:

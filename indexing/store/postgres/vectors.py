@@ -23,13 +23,7 @@ from txtai.ann.dense.pgvector import PGVector
 
 
 class PgVectors(PGVector):
-    """pgvector's HNSW search, exact when asked for more rows than an HNSW scan can give.
-
-    ``searched`` False makes :meth:`search` return nothing: the reader sets it for a search
-    whose dense weight is 0, whose dense results txtai would compute and then ignore.
-    """
-
-    searched = True
+    """pgvector's HNSW search, exact when asked for more rows than an HNSW scan can give."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -43,8 +37,6 @@ class PgVectors(PGVector):
 
     def search(self, queries: Any, limit: int) -> list[list[tuple[int, float]]]:
         """``(indexid, score)`` of the ``limit`` nearest vectors of each query."""
-        if not self.searched:
-            return [[] for _ in queries]
         if limit <= self.ef_search():
             return list(super().search(queries, limit))
         results = []
