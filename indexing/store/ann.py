@@ -7,9 +7,11 @@ fp32. That is fast up to a few hundred thousand passages and linear beyond.
 
 So the writer looks again before it publishes (:func:`apply_layout`). Below
 ``PUBMED_RAG_ANN_MIN_PASSAGES`` passages, or with ``PUBMED_RAG_ANN=exact``, the index stays
-exact. Above it, the vectors are moved into an inverted-file index, ``IVF<lists>,SQfp16``:
-about sqrt(passages) lists, each vector stored in fp16 (half the memory; 8-bit vectors lost
-too much recall on the benchmark's vectors, 0.96 at best against exact). ``nprobe``, the lists
+exact. Above it, the vectors are moved into an inverted-file index of about sqrt(passages)
+lists: ``IVF<lists>,SQ8`` (1 byte per dimension) with an fp16 copy mapped from disk that
+rescores the candidates, where that reaches the tuning recall, else ``IVF<lists>,SQfp16``
+(half of fp32; the benchmark's synthetic vectors, too close for 8 bits, always end here; see
+:func:`build_layout`). ``nprobe``, the lists
 a query reads, is tuned right there on the index's own vectors against exact search:
 the smallest that finds :data:`TUNING_RECALL` of the true ten nearest neighbours of
 :data:`TUNING_QUERIES` stored passages. Layout and ``nprobe`` are written into the index's
