@@ -91,6 +91,16 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(_get(entry, 'cosine_product_vs_fp32', 'mean'))}, "
             f"{_fmt(_get(entry, 'cosine_product_vs_fp32', 'min'))} | – |"
         )
+        int8 = entry.get("product_int8")
+        if isinstance(int8, dict):
+            lines.append(
+                f"| encoder {key} with `PUBMED_RAG_ENCODER_PRECISION=int8` (ONNX Runtime; auto "
+                f"without native bf16): tokens/s | **{_fmt(int8.get('tokens_per_s'))}** | "
+                f"txtai default: {_fmt(default.get('tokens_per_s'))} → "
+                f"**{_fmt(entry.get('product_int8_vs_txtai_default'))}×**; cosine to fp32 "
+                f"{_fmt(_get(entry, 'cosine_product_int8_vs_fp32', 'mean'))} (mean), "
+                f"{_fmt(_get(entry, 'cosine_product_int8_vs_fp32', 'min'))} (min) |"
+            )
         for label, candidate in (entry.get("candidates") or {}).items():
             if "skipped" in candidate:
                 lines.append(f"| candidate {label} | {candidate['skipped']} | – |")
@@ -115,6 +125,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| short query encode, {key} ({fast.get('precision')}) | "
                 f"p50 {_fmt(fast.get('p50'), ' ms')}, p95 {_fmt(fast.get('p95'), ' ms')} | "
                 f"fp32: p50 {_fmt(exact.get('p50'), ' ms')} |"
+            )
+        int8 = query.get(f"{key}/product_int8")
+        if isinstance(int8, dict) and isinstance(fast, dict) and fast.get("precision") != "int8":
+            lines.append(
+                f"| short query encode, {key} (int8) | p50 {_fmt(int8.get('p50'), ' ms')}, "
+                f"p95 {_fmt(int8.get('p95'), ' ms')} | fp32: p50 {_fmt(exact.get('p50'), ' ms')} |"
             )
     dimensions = _get(sections, "search", "dimensions")
     for scale, entry in (_get(sections, "search", "scales") or {}).items():

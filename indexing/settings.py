@@ -97,13 +97,19 @@ class Settings(BaseSettings):
         "keyword search stems with its own english configuration.",
     )
     encode_batch: int = Field(32, ge=1, le=1024, description="Texts per encoder batch.")
-    encoder_precision: Literal["auto", "bf16", "fp32"] = Field(
+    encoder_precision: Literal["auto", "bf16", "int8", "fp32"] = Field(
         "auto",
         description=(
             "Encoder precision: auto = bf16 where the CPU has native bf16 (AVX512-BF16, AMX, "
-            "ARM BF16; about 2x faster, cosine to fp32 > 0.9999), else fp32; fp32 turns the "
-            "fast path off for new indexes and for reading existing ones."
+            "ARM BF16; cosine to fp32 > 0.9999), else int8 through ONNX Runtime (the model "
+            "exported once into encoder_cache_dir; BERT models with mean pooling), else fp32; "
+            "fp32 turns the fast paths off for new indexes and for reading existing ones."
         ),
+    )
+    encoder_cache_dir: Path | None = Field(
+        None,
+        description="Where int8 ONNX exports of the encoder are kept (default "
+        "<data_dir>/models/encoders); several data folders may share one.",
     )
     ann: Literal["auto", "exact"] = Field(
         "auto",
@@ -234,6 +240,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where fetched generator files and exported encoders are kept."""
         return self.data_dir / "models"
+
+    @property
+    def encoder_cache(self) -> Path:
+        """Where int8 ONNX exports of the encoder are kept (``encoder_cache_dir``)."""
+        return self.encoder_cache_dir or self.models_dir / "encoders"
 
 
 def package_dir(package: str) -> Path:

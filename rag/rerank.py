@@ -137,10 +137,13 @@ def token_vectors(index: Any, texts: Sequence[str], category: str) -> list[Any]:
     Raises:
         RerankerUnavailableError: the encoder is not a sentence-transformers model.
     """
-    import numpy as np
 
-    vectors = getattr(getattr(index, "embeddings", None), "model", None)
+    vectors: Any = getattr(getattr(index, "embeddings", None), "model", None)
     model = getattr(vectors, "model", None)
+    if hasattr(vectors, "token_vectors"):  # the int8 ONNX encoder (indexing.onnx_vectors)
+        with index.lock:
+            arrays = vectors.token_vectors(list(texts))
+        return [unit_rows(array[1:-1] if len(array) > 2 else array) for array in arrays]
     if model is None or not hasattr(model, "encode_query"):
         raise RerankerUnavailableError(
             "late interaction needs a sentence-transformers encoder (token vectors); this index's "
@@ -151,12 +154,17 @@ def token_vectors(index: Any, texts: Sequence[str], category: str) -> list[Any]:
         outputs = encode(list(texts), output_value="token_embeddings", batch_size=32)
     out = []
     for tokens in outputs:
-        array = (
-            tokens.float().cpu().numpy()[1:-1] if len(tokens) > 2 else tokens.float().cpu().numpy()
-        )
-        norms = np.linalg.norm(array, axis=1, keepdims=True)
-        out.append(array / np.where(norms == 0, 1.0, norms))
+        array = tokens.float().cpu().numpy()
+        out.append(unit_rows(array[1:-1] if len(array) > 2 else array))
     return out
+
+
+def unit_rows(array: Any) -> Any:
+    """Rows scaled to unit length (zero rows left as they are)."""
+    import numpy as np
+
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.where(norms == 0, 1.0, norms)
 
 
 def second_stage(

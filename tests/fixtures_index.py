@@ -8,14 +8,13 @@ record without title or abstract), embedded with the bundled offline MiniLM mode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES
+from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES, clear_settings_env
 
 SAMPLE_FILES = (
     METAPUB_PMIDS,
@@ -94,9 +93,7 @@ def rag_env(sample_index: SampleIndex, monkeypatch: pytest.MonkeyPatch) -> Itera
     from indexing.settings import get_settings
     from rag.settings import get_rag_settings
 
-    for key in list(os.environ):
-        if key.startswith("PUBMED_RAG_") and key != "PUBMED_RAG_SHARED_DATA":
-            monkeypatch.delenv(key)
+    clear_settings_env(monkeypatch)
     monkeypatch.setenv("PUBMED_RAG_DATA_DIR", str(sample_index.data_dir))
     monkeypatch.setenv("PUBMED_RAG_OFFLINE", "1")
     get_settings.cache_clear()

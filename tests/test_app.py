@@ -9,7 +9,6 @@ and a real local E-utilities server for the Library's ingest form. The browser t
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import zipfile
@@ -31,7 +30,7 @@ from tests.app_index import (
     SCRIPT,
     build_app_index,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clear_settings_env
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, build_index, sample_index
 
 __all__ = ["sample_index"]
@@ -92,9 +91,7 @@ def no_errors(at: AppTest) -> None:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Offline, every other PUBMED_RAG_* setting at its default."""
-    for key in list(os.environ):
-        if key.startswith("PUBMED_RAG_") and key != "PUBMED_RAG_SHARED_DATA":
-            monkeypatch.delenv(key)
+    clear_settings_env(monkeypatch)
     monkeypatch.setenv("PUBMED_RAG_OFFLINE", "1")
     yield monkeypatch
 

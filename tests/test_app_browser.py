@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.app_index import HOSTILE_PMID, QUESTION, REAL_PMIDS, build_app_index
-from tests.conftest import METAPUB_PMIDS, ROOT, needs_shared_data
+from tests.conftest import KEPT_SETTINGS, METAPUB_PMIDS, ROOT, needs_shared_data
 
 pytestmark = [pytest.mark.slow, needs_shared_data()]
 
@@ -71,7 +71,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     data_dir = tmp_path_factory.mktemp("browser") / "data"
     build_app_index(data_dir)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_") or k in KEPT_SETTINGS
+    }
     env.update(
         PUBMED_RAG_DATA_DIR=str(data_dir),
         PUBMED_RAG_OFFLINE="1",

@@ -17,7 +17,7 @@ from indexing.settings import Settings, offline_embeddings_path
 from rag.__main__ import cli
 from rag.bundle import AnswerBundle, BundleError, bundle_markdown, load_bundle
 from tests.app_index import HOSTILE_PMID, app_articles
-from tests.conftest import METAPUB_PMIDS
+from tests.conftest import METAPUB_PMIDS, clear_settings_env
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, build_index, rag_env, sample_index
 
 __all__ = ["rag_env", "sample_index"]
@@ -54,9 +54,7 @@ def own_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
     if not METAPUB_PMIDS.exists():
         pytest.skip(f"shared data not found at {METAPUB_PMIDS}")
-    for key in list(os.environ):
-        if key.startswith("PUBMED_RAG_") and key != "PUBMED_RAG_SHARED_DATA":
-            monkeypatch.delenv(key)
+    clear_settings_env(monkeypatch)
     data_dir = tmp_path / "data"
     articles = app_articles()
     del articles[RETRACTED_PMID]

@@ -1,7 +1,9 @@
-"""The encoder's precision: bf16 where the CPU has it, recorded in the index, same for queries.
+"""The encoder's precision: bf16 where the CPU has it, else int8 through ONNX Runtime, recorded
+in the index, the same for queries.
 
-Real MiniLM weights (the offline embedder) and real PubMed abstracts throughout; the only
-stand-in is the CPU's flag list in the fallback tests, since no CPU without bf16 is at hand.
+Real MiniLM weights (the offline embedder), a real ONNX export and real PubMed abstracts
+throughout; the only stand-in is the CPU's flag list in the fallback tests, so that both
+choices run on whichever CPU the suite runs on.
 """
 
 from __future__ import annotations
@@ -12,8 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexing import encoder
-from indexing.encoder import choose_precision, native_bf16, reading_overrides, vectors_args
+from indexing import encoder, onnx_encoder
+from indexing.encoder import (
+    BACKENDS,
+    choose_precision,
+    native_bf16,
+    reading_overrides,
+    vectors_args,
+)
+from indexing.model_profiles import LAST_TOKEN_METHOD
+from indexing.onnx_encoder import ensure_export, runtime_missing, unavailable
+from indexing.onnx_vectors import OnnxVectors
 from indexing.settings import Settings, offline_embeddings_path
 from indexing.store import PublishedIndex
 from indexing.store.files import FileStore
@@ -21,7 +32,8 @@ from tests.fixtures_index import SampleIndex, build_index, sample_index
 
 __all__ = ["sample_index"]
 
-EXPECTED = "bf16" if native_bf16() else "fp32"
+EXPECTED = "bf16" if native_bf16() else ("fp32" if runtime_missing() else "int8")
+MINILM = str(offline_embeddings_path())
 
 
 def encode(texts: list[str], precision: str) -> np.ndarray:
@@ -37,9 +49,19 @@ def encode(texts: list[str], precision: str) -> np.ndarray:
 
 
 def model_dtype(index: PublishedIndex) -> str:
-    """The dtype of the weights the index's query encoder runs with."""
+    """The dtype of the weights the index's query encoder runs with (``int8``: ONNX Runtime)."""
     assert index.embeddings is not None
+    if isinstance(index.embeddings.model, OnnxVectors):
+        return "int8"
     return str(index.embeddings.model.model.dtype).removeprefix("torch.")
+
+
+def real_texts(sample_index: SampleIndex, count: int = 48) -> list[str]:
+    return [
+        f"{article.title}\n{article.abstract_text}"
+        for article in sample_index.articles.values()
+        if article.has_abstract
+    ][:count]
 
 
 @pytest.fixture
@@ -61,11 +83,7 @@ def small_index(tmp_path: Path, sample_index: SampleIndex, **settings: str) -> P
 
 
 def test_bf16_embeddings_of_real_abstracts_match_fp32(sample_index: SampleIndex) -> None:
-    texts = [
-        f"{article.title}\n{article.abstract_text}"
-        for article in sample_index.articles.values()
-        if article.has_abstract
-    ][:48]
+    texts = real_texts(sample_index)
 
     fast = encode(texts, "bf16")
     exact = encode(texts, "fp32")
@@ -83,7 +101,7 @@ def test_manifest_records_the_precision_that_built_the_index(sample_index: Sampl
 
     assert recorded["precision"] == EXPECTED
     assert recorded["requested"] == "auto"
-    assert recorded["backend"] == "torch"
+    assert recorded["backend"] == BACKENDS[EXPECTED]
 
 
 def test_queries_are_encoded_with_the_precision_of_the_index(sample_index: SampleIndex) -> None:
@@ -93,7 +111,7 @@ def test_queries_are_encoded_with_the_precision_of_the_index(sample_index: Sampl
 
     index = store.open_version(version)
     try:
-        assert model_dtype(index) == {"bf16": "bfloat16", "fp32": "float32"}[EXPECTED]
+        assert model_dtype(index) == {"bf16": "bfloat16", "fp32": "float32"}.get(EXPECTED, EXPECTED)
     finally:
         index.close()
 
@@ -145,26 +163,139 @@ def test_cpu_without_bf16_builds_in_fp32_and_says_why(
     assert sum("no native bf16" in message for message in warnings) == 1
 
 
-def test_auto_on_a_cpu_without_bf16_is_fp32_with_an_info_line_not_a_warning(
-    no_bf16_cpu: None, caplog: pytest.LogCaptureFixture
+def test_auto_on_a_cpu_without_bf16_and_without_onnx_runtime_is_fp32_with_an_info_line(
+    no_bf16_cpu: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(onnx_encoder, "runtime_missing", lambda: "onnxruntime not installed")
     with caplog.at_level(logging.INFO, logger="indexing.encoder"):
-        choice = choose_precision("auto")
+        choice = choose_precision("auto", MINILM)
 
     assert choice.precision == "fp32"
     assert "no native bf16" in choice.reason
+    assert "onnxruntime not installed" in choice.reason
     assert [r.levelno for r in caplog.records] == [logging.INFO]
-    assert "no native bf16" in caplog.records[0].getMessage()
 
 
-def test_bf16_index_is_read_in_fp32_on_a_cpu_without_bf16(no_bf16_cpu: None) -> None:
+def test_bf16_index_is_read_in_fp32_on_a_cpu_without_bf16(
+    no_bf16_cpu: None, tmp_path: Path
+) -> None:
     built_here = {
         "vectors": vectors_args("bf16"),
         "encoder": {"backend": "torch", "precision": "bf16", "requested": "auto"},
     }
 
-    overrides = reading_overrides(built_here, "auto")
+    overrides = reading_overrides(built_here, "auto", MINILM, tmp_path)
 
     assert overrides["vectors"]["model_kwargs"]["dtype"] == "float32"
     assert overrides["encoder"]["precision"] == "fp32"
-    assert reading_overrides({"method": "sentence-transformers"}, "fp32") == {}  # older index
+    older = {"method": "sentence-transformers"}
+    assert reading_overrides(older, "fp32", MINILM, tmp_path) == {}  # older index
+
+
+needs_onnx = pytest.mark.skipif(bool(runtime_missing()), reason="ONNX Runtime not installed")
+
+
+@needs_onnx
+def test_auto_on_a_cpu_without_bf16_builds_in_int8_and_searches_with_it(
+    no_bf16_cpu: None, tmp_path: Path, sample_index: SampleIndex
+) -> None:
+    index = small_index(tmp_path, sample_index)
+    try:
+        recorded = index.manifest.embeddings_config["encoder"]
+        assert recorded == {"backend": "onnxruntime", "precision": "int8", "requested": "auto"}
+        assert model_dtype(index) == "int8"
+        assert index.embeddings is not None
+        article = next(a for a in list(sample_index.articles.values())[:6] if a.has_abstract)
+        hits = index.embeddings.search(article.abstract_text[:300], 1)
+        assert hits[0]["id"].split("#")[0] == article.pmid
+        from rag.rerank import token_vectors  # late interaction reads the ONNX hidden states
+
+        query, passage = token_vectors(index, ["stent thrombosis", hits[0]["text"]], "query")
+        assert query.shape == (len(query), 384) and 2 <= len(query) < len(passage)
+        assert np.allclose(np.linalg.norm(passage, axis=1), 1, atol=1e-5)
+    finally:
+        index.close()
+
+
+@needs_onnx
+def test_int8_embeddings_of_real_abstracts_match_fp32(
+    tmp_path: Path, sample_index: SampleIndex
+) -> None:
+    from txtai import Embeddings
+
+    texts = real_texts(sample_index)
+    config = onnx_encoder.txtai_config(MINILM, tmp_path)
+
+    fast = np.asarray(Embeddings(config).batchtransform(texts))
+    exact = encode(texts, "fp32")
+
+    cosines = (fast * exact).sum(axis=1)
+    assert cosines.mean() >= 0.99
+    assert cosines.min() >= 0.97
+
+
+@needs_onnx
+def test_the_export_is_made_once_and_a_killed_one_leaves_nothing_to_load(
+    tmp_path: Path,
+) -> None:
+    leftover = tmp_path / ".model-int8-killed"  # what a killed export leaves behind
+    leftover.mkdir()
+    (leftover / "model.onnx").write_bytes(b"half a model")
+
+    first = ensure_export(MINILM, tmp_path)
+    written = (first / "model.onnx").stat().st_mtime_ns
+    again = ensure_export(MINILM, tmp_path)
+
+    assert again == first
+    assert (again / "model.onnx").stat().st_mtime_ns == written
+    assert sorted(p.name for p in first.iterdir()) == [
+        "export.json",
+        "model.onnx",
+        "tokenizer.json",
+    ]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == [leftover]
+
+
+@needs_onnx
+def test_int8_index_is_read_with_the_torch_encoder_when_the_setting_says_fp32(
+    tmp_path: Path,
+) -> None:
+    built = {
+        "method": onnx_encoder.METHOD,
+        "path": "/elsewhere/model.onnx",
+        "tokenizer": "/elsewhere/tokenizer.json",
+        "encoder": {"backend": "onnxruntime", "precision": "int8", "requested": "auto"},
+    }
+
+    overrides = reading_overrides(built, "fp32", MINILM, tmp_path)
+    here = reading_overrides(built, "auto", MINILM, tmp_path)
+
+    assert overrides["method"] == "sentence-transformers"
+    assert overrides["path"] == MINILM and overrides["tokenizer"] is None
+    assert overrides["vectors"]["model_kwargs"]["dtype"] == "float32"
+    assert here["method"] == onnx_encoder.METHOD  # this machine's export, not the recorded path
+    assert here["path"].startswith(str(tmp_path))
+
+
+@needs_onnx
+def test_models_the_export_does_not_cover_are_named_with_the_reason(tmp_path: Path) -> None:
+    import json
+
+    decoder = tmp_path / "decoder"
+    decoder.mkdir()
+    (decoder / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
+    cls = tmp_path / "cls"
+    (cls / "1_Pooling").mkdir(parents=True)
+    (cls / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (cls / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    modules = [
+        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (cls / "modules.json").write_text(json.dumps(modules))
+
+    assert unavailable(MINILM, "sentence-transformers") == ""
+    assert "profile" in unavailable(MINILM, LAST_TOKEN_METHOD)
+    assert "gpt_neox" in unavailable(str(decoder), "sentence-transformers")
+    assert "mean pooling" in unavailable(str(cls), "sentence-transformers")
+    assert choose_precision("int8", str(cls)).precision == "fp32"

@@ -264,7 +264,7 @@ def test_eval_beir_writes_product_and_txtai_baseline_metrics(
     assert data["product"]["recall@10"] >= 0.6
     assert data["baselines"]["txtai-bm25"]["recall@10"] >= 0.6
     assert data["config"]["queries"] == 8
-    assert data["config"]["product"]["encoder"]["precision"] in ("bf16", "fp32")
+    assert data["config"]["product"]["encoder"]["precision"] in ("bf16", "int8", "fp32")
     assert data["config"]["product"]["keyword_stemmer"] == "english"
     assert data["config"]["product"]["reranker"] is None
     # Each stage switched off in turn, on the same index; no reranker row without a reranker.

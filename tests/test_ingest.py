@@ -26,7 +26,7 @@ from indexing.store import IndexReader, open_store
 from indexing.store.files import FileStore
 from indexing.store.layout import CATALOG
 from testkit.eutils_server import EutilsServer
-from tests.conftest import METAPUB_PMIDS, PUBMED_SAMPLES, ROOT, needs_shared_data
+from tests.conftest import KEPT_SETTINGS, METAPUB_PMIDS, PUBMED_SAMPLES, ROOT, needs_shared_data
 from tests.fixtures_pg import BOTH, Backend
 
 pytestmark = needs_shared_data()
@@ -36,7 +36,9 @@ SUBSET = sorted(METAPUB_PMIDS.glob("*.xml"))[:12] if METAPUB_PMIDS.exists() else
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a CLI subprocess: offline models, an isolated data dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_") or k in KEPT_SETTINGS
+    }
     env.update(
         PUBMED_RAG_DATA_DIR=str(data_dir),
         PUBMED_RAG_OFFLINE="1",

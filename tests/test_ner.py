@@ -12,7 +12,6 @@ counts and the app's source cards then read what it stored.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from indexing.ner import (
 from indexing.settings import Settings, get_settings
 from indexing.store import open_store
 from rag.settings import get_rag_settings
-from tests.conftest import METAPUB_PMIDS, needs_shared_data
+from tests.conftest import METAPUB_PMIDS, clear_settings_env, needs_shared_data
 from tests.fixtures_index import parse_samples
 from tests.fixtures_pg import BOTH, Backend
 
@@ -134,9 +133,7 @@ def mentions(article: Article, phrase: str) -> bool:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """A clean ``PUBMED_RAG_*`` environment (offline models); tests add what they need."""
-    for key in list(os.environ):
-        if key.startswith("PUBMED_RAG_") and key != "PUBMED_RAG_SHARED_DATA":
-            monkeypatch.delenv(key)
+    clear_settings_env(monkeypatch)
     monkeypatch.setenv("PUBMED_RAG_OFFLINE", "1")
     get_settings.cache_clear()
     get_rag_settings.cache_clear()

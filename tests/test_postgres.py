@@ -14,20 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from indexing import onnx_encoder
 from indexing.store import IndexReader, open_store
 from indexing.store.postgres import PgStore, mask_url, scrub
 from rag.search import Filters, search
-from tests.conftest import METAPUB_PMIDS, ROOT, needs_shared_data
+from tests.conftest import KEPT_SETTINGS, METAPUB_PMIDS, ROOT, needs_shared_data
 from tests.fixtures_pg import SCHEMA, TEST_PASSWORD, Backend, PgServer
 
 pytestmark = needs_shared_data()
 
 SUBSET = sorted(METAPUB_PMIDS.glob("*.xml"))[:12] if METAPUB_PMIDS.exists() else []
 
+# The vectors methods this program's code names: torch (bf16/fp32) or the int8 ONNX encoder.
+ENCODER_METHODS = ("sentence-transformers", onnx_encoder.METHOD)
+
 
 def run_cli(data_dir: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m indexing ARGS`` on a database, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_") or k in KEPT_SETTINGS
+    }
     env.update(
         PUBMED_RAG_DATA_DIR=str(data_dir),
         PUBMED_RAG_OFFLINE="1",
@@ -298,7 +304,7 @@ def test_stored_config_naming_other_modules_is_not_imported_when_loading(
     loaded = reader.get().embeddings.config
     assert "tests.hostile_config_module" not in sys.modules
     assert loaded["content"] == CONTENT_CLASS and loaded["backend"] == VECTORS_CLASS
-    assert loaded["method"] == "sentence-transformers"
+    assert loaded["method"] in ENCODER_METHODS  # chosen by code (int8: this machine's export)
     assert loaded["scoring"]["method"] == KEYWORDS_METHOD
     assert not {"graph", "sparse", "functions", "transform", "indexes"} & loaded.keys()
     store.close()
@@ -388,7 +394,7 @@ def test_truncated_index_keeps_its_width_and_a_stored_profile_only_picks_a_known
     reader = IndexReader(unset)
     assert search(reader, "treatment of patients", limit=3).hits
     embeddings = reader.get().embeddings
-    assert embeddings.config["method"] == "sentence-transformers"
+    assert embeddings.config["method"] in ENCODER_METHODS
     assert np.asarray(embeddings.batchtransform(["stent"])).shape == (1, 64)
     other = open_store(unset)
     try:

@@ -16,7 +16,7 @@ import pytest
 from rag.resident import ServiceRunningError, health, serving, settings_key, socket_path
 from rag.service import AnswerService
 from rag.settings import RagSettings
-from tests.conftest import ROOT
+from tests.conftest import KEPT_SETTINGS, ROOT
 from tests.fixtures_index import SampleIndex, sample_index
 
 __all__ = ["sample_index"]
@@ -34,7 +34,11 @@ def service(sample_index: SampleIndex) -> Iterator[AnswerService]:
 
 def cli(sample_index: SampleIndex, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """``python -X importtime -m rag ARGS`` as a user runs it (stderr lists every import)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBMED_RAG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PUBMED_RAG_") or k in KEPT_SETTINGS  # the service has these too
+    }
     env.update(
         PUBMED_RAG_DATA_DIR=str(sample_index.data_dir),
         PUBMED_RAG_OFFLINE="1",

@@ -64,7 +64,8 @@ def abstract_texts(shared: Path, tokenizer_path: str, count: int) -> list[str]:
 def product_encoder(name: str, path: str, precision: str | None = None) -> tuple[Encode, Any]:
     """The encoder ingestion uses, built by the product's own configuration function.
 
-    ``precision`` overrides the ``encoder_precision`` setting (``fp32`` = the fast path off).
+    ``precision`` overrides the ``encoder_precision`` setting (``fp32`` = the fast paths off,
+    ``int8`` = ONNX Runtime, exported into the settings' encoder cache on first use).
     Returns the encode function and the txtai ``Embeddings`` (for its configuration).
     """
     from txtai import Embeddings
@@ -262,6 +263,7 @@ def bench_encoders(
 
     from indexing.encoder import cpu_flags, native_bf16
     from indexing.models import resolve_embeddings
+    from indexing.onnx_encoder import unavailable
     from indexing.settings import get_settings
 
     settings = get_settings()
@@ -300,6 +302,10 @@ def bench_encoders(
             "product_fp32": product_fp32,
             "txtai_default": txtai_default_encoder(path),
         }
+        chosen = (embeddings.config or {}).get("encoder", {}).get("precision")
+        if chosen != "int8" and not unavailable(path, "sentence-transformers"):
+            # what auto picks on CPUs without native bf16, measured here too
+            paths["product_int8"], _ = product_encoder(name, path, precision="int8")
         timed = time_paths(paths, texts, rounds)
         entry: dict[str, Any] = {
             "model": name,
@@ -321,6 +327,13 @@ def bench_encoders(
         entry["cosine_product_vs_txtai_default"] = cosine_stats(
             timed["product"][2], timed["txtai_default"][2]
         )
+        if "product_int8" in paths:
+            entry["product_int8_vs_txtai_default"] = round(
+                rate["product_int8"] / rate["txtai_default"], 2
+            )
+            entry["cosine_product_int8_vs_fp32"] = cosine_stats(
+                timed["product_int8"][2], timed["product_fp32"][2]
+            )
         if key == "pubmedbert-shaped" and not quick:
             log("encoders: candidate ways to run the PubMedBERT-shaped encoder")
             candidates = candidate_encoders(path, settings.encode_batch)

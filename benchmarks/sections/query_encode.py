@@ -13,8 +13,9 @@ SHORT_QUERY = "statin therapy and risk of myopathy"
 
 
 def bench_query_encode(work: Path, repeats: int) -> dict[str, Any]:
-    """p50/p95 of one short query through the product's path (fast and fp32), both encoders."""
+    """p50/p95 of one short query through the product's path (its choice, fp32, int8), both encoders."""
     from indexing.models import resolve_embeddings
+    from indexing.onnx_encoder import unavailable
     from indexing.settings import get_settings
 
     choice = resolve_embeddings(get_settings())
@@ -26,7 +27,10 @@ def bench_query_encode(work: Path, repeats: int) -> dict[str, Any]:
         "configured": (choice.name, choice.path),
         "pubmedbert-shaped": ("bench:pubmedbert-shaped", str(bert_dir)),
     }.items():
-        for label, precision in (("product", None), ("product_fp32", "fp32")):
+        variants = [("product", None), ("product_fp32", "fp32")]
+        if not unavailable(path, "sentence-transformers"):
+            variants.append(("product_int8", "int8"))
+        for label, precision in variants:
             encode, embeddings = product_encoder(name, path, precision)
             encode([SHORT_QUERY])
             times = []

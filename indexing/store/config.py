@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexing.encoder import DTYPES, choose_precision, reading_overrides, vectors_args
+from indexing.encoder import DTYPES, choose_precision, encoder_config, reading_overrides
 from indexing.keywords import scoring_config
 from indexing.model_profiles import (
     DimensionalityError,
@@ -44,18 +44,18 @@ def embeddings_config(choice: ModelChoice, settings: Settings) -> dict[str, Any]
     The model's profile (:mod:`indexing.model_profiles`) sets how it pools and what it prefixes;
     ``dimensionality`` (the setting) cuts every vector to its first N dimensions. The encoder
     runs in the precision :func:`indexing.encoder.choose_precision` picks (bf16 on CPUs with
-    native bf16); ``encoder`` records it for readers and ``manifest.json``.
+    native bf16, else int8 through ONNX Runtime); ``encoder`` records it for readers and
+    ``manifest.json``.
 
     Raises:
         DimensionalityError: the setting is larger than the model's vectors.
     """
-    encoder = choose_precision(settings.encoder_precision)
     profile = choose_profile(choice.name, settings.embeddings_profile)
+    encoder = choose_precision(settings.encoder_precision, choice.path, profile.method)
     config: dict[str, Any] = {
         "path": choice.path,
         **profile.txtai_config(),
-        "vectors": vectors_args(encoder.precision),
-        "encoder": encoder.describe(),
+        **encoder_config(encoder, choice.path, settings.encoder_cache),
         "content": True,
         "hybrid": True,
         "scoring": scoring_config(settings.keyword_stemmer),
@@ -110,22 +110,32 @@ def reading_config(manifest: Manifest) -> dict[str, Any]:
     return reading
 
 
-def load_embeddings(path: Path, manifest: Manifest, precision: str = "auto") -> Any:
-    """Load the txtai index of a version folder with the model named in its manifest.
+def encoder_overrides(manifest: Manifest, settings: Settings) -> dict[str, Any]:
+    """txtai keys that open an index with its model and the encoder it records.
 
     Queries (and upserts into a copy) are encoded with the precision the index records, unless
-    ``precision`` (the ``encoder_precision`` setting) is ``fp32`` or the CPU lacks bf16; with
-    the width and profile the manifest records.
+    the ``encoder_precision`` setting is ``fp32`` or that precision cannot run on this machine;
+    with the width and profile the manifest records.
     """
+    model_path = locate_model(manifest.embeddings_model, allow_download=False)
+    return {
+        "path": model_path,
+        **reading_config(manifest),
+        **reading_overrides(
+            manifest.embeddings_config,
+            settings.encoder_precision,
+            model_path,
+            settings.encoder_cache,
+        ),
+    }
+
+
+def load_embeddings(path: Path, manifest: Manifest, settings: Settings) -> Any:
+    """Load the txtai index of a version folder with the model named in its manifest."""
     from txtai import Embeddings
 
-    model_path = locate_model(manifest.embeddings_model, allow_download=False)
-    overrides = reading_overrides(manifest.embeddings_config, precision)
     embeddings = Embeddings()
-    embeddings.load(
-        str(path / EMBEDDINGS),
-        config={"path": model_path, **reading_config(manifest), **overrides},
-    )
+    embeddings.load(str(path / EMBEDDINGS), config=encoder_overrides(manifest, settings))
     return embeddings
 
 
@@ -147,6 +157,9 @@ def trusted_config(stored: dict[str, Any], code: dict[str, Any]) -> dict[str, An
     if isinstance(encoder, dict) and dtype in DTYPES.values():
         config["encoder"] = {k: v for k, v in encoder.items() if isinstance(v, str | int | bool)}
         config["vectors"] = {"model_kwargs": {"dtype": dtype}}
+    elif isinstance(encoder, dict) and encoder.get("precision") == "int8":
+        # the export is found (or made) on this machine by encoder_overrides, never named here
+        config["encoder"] = {k: v for k, v in encoder.items() if isinstance(v, str | int | bool)}
     pgvector = stored.get("pgvector")
     if isinstance(pgvector, dict):
         config["pgvector"] = {

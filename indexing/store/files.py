@@ -218,9 +218,7 @@ class FileWriter(Writer):
         if self.base_version:
             shutil.copytree(store.version_path(self.base_version), self.staging)
             assert self.base_manifest is not None
-            self.embeddings = load_embeddings(
-                self.staging, self.base_manifest, self.settings.encoder_precision
-            )
+            self.embeddings = load_embeddings(self.staging, self.base_manifest, self.settings)
         else:
             config = embeddings_config(self.choice, self.settings)  # may refuse the settings
             self.staging.mkdir()
@@ -323,9 +321,7 @@ class FilePublishedIndex(PublishedIndex):
         self.path = store.version_path(version)
         manifest = store.manifest(version)
         embeddings = (
-            load_embeddings(self.path, manifest, store.settings.encoder_precision)
-            if manifest.articles
-            else None
+            load_embeddings(self.path, manifest, store.settings) if manifest.articles else None
         )
         super().__init__(version, manifest, embeddings)
 

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from indexing.history import merge_runs
 from indexing.model_profiles import recorded_profile
-from indexing.models import ModelChoice, locate_model
+from indexing.models import ModelChoice
 from indexing.store.base import (
     Catalog,
     CatalogEntry,
@@ -24,7 +24,7 @@ from indexing.store.base import (
     VersionStore,
     not_published,
 )
-from indexing.store.config import embeddings_config, trusted_config
+from indexing.store.config import embeddings_config, encoder_overrides, trusted_config
 from indexing.store.postgres.common import (
     CONNECT_TIMEOUT_S,
     CONTENT_CLASS,
@@ -422,7 +422,7 @@ class PgStore(VersionStore):
         # pass the URLs (and the local model path) as overrides.
         with tempfile.TemporaryDirectory(prefix="pubmed-rag-config-") as folder:
             (Path(folder) / "config.json").write_text(json.dumps(stored), encoding="utf-8")
-            overrides = {"path": locate_model(manifest.embeddings_model, allow_download=False)}
+            overrides = encoder_overrides(manifest, self.settings)
             overrides.update(with_urls(stored, url))
             embeddings = Embeddings()
             with self.translated("opening the index"):
