@@ -30,7 +30,7 @@ from indexing.keywords import describe as describe_keywords
 from indexing.settings import Settings, get_settings
 from indexing.store import PublishedIndex
 from rag.rerank import LateInteraction, Reranker, second_stage
-from rag.search import search
+from rag.search import Feedback, search
 from rag.settings import RagSettings
 
 SERVED = 50  # queries the serving-memory probe searches (its peak RSS is what they reach)
@@ -157,12 +157,15 @@ def product_rankings(
     reranker: Reranker | LateInteraction | None = None,
     weight: float | None = None,
     latencies: list[float] | None = None,
+    feedback: bool = True,
 ) -> dict[str, list[str]]:
     """``{qid: [doc ids]}`` from :func:`rag.search.search` with the configured settings.
 
     ``weight`` overrides the hybrid weight (0 = BM25 only, 1 = dense only, for the ablation);
-    ``latencies`` collects each search's milliseconds.
+    ``feedback=False`` switches the configured feedback off (the ablation); ``latencies``
+    collects each search's milliseconds.
     """
+    rocchio = Feedback.chosen(rag.feedback_docs, rag.feedback_weight) if feedback else None
     rankings: dict[str, list[str]] = {}
     for qid, text in tqdm(queries.items(), unit="q", desc=desc, disable=not progress):
         result = search(
@@ -174,6 +177,7 @@ def product_rankings(
             candidates=rag.candidates,
             max_query_chars=rag.max_query_chars,
             reranker=reranker,
+            feedback=rocchio,
         )
         rankings[qid] = [hit.pmid for hit in result.hits]
         if latencies is not None:
@@ -212,6 +216,8 @@ def ablations(
     }
     if reranker is not None:
         variants["without the second stage"] = {"weight": None, "reranker": None}
+    if rag.feedback_docs > 0:
+        variants["without feedback"] = {"weight": None, "reranker": reranker, "feedback": False}
     out = {}
     for name, options in variants.items():
         top = product_rankings(
@@ -347,6 +353,8 @@ def evaluate_beir(
             "keyword_stemmer": describe_keywords(described.get("scoring")),
             "reranker": reranker.name if reranker is not None else None,
             "rerank_depth": reranker.depth if reranker is not None else None,
+            "feedback_docs": rag.feedback_docs,
+            "feedback_weight": rag.feedback_weight if rag.feedback_docs else None,
             "passage_tokens": settings.passage_tokens,
             "encode_batch": settings.encode_batch,
             "offline": settings.offline,

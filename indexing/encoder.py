@@ -167,9 +167,12 @@ def reading_overrides(
     if "encoder" not in config:
         return {}  # built before this module: txtai's own fp32 defaults, left as they are
     recorded = recorded_precision(config)
-    method = str(config.get("method") or "sentence-transformers")
-    if recorded == "int8":
-        method = "sentence-transformers"  # the export covers only models this method runs
+    # an int8 index records its ONNX method; the export covers models sentence-transformers runs
+    method = (
+        "sentence-transformers"
+        if recorded == "int8"
+        else str(config.get("method") or "sentence-transformers")
+    )
     choice = choose_precision("fp32" if setting == "fp32" else recorded, model_path, method)
     if choice.precision == recorded and recorded != "int8":
         return {}

@@ -222,20 +222,37 @@ def _export(model_path: str, work: Path) -> None:
     fused.unlink()
 
 
+# The exporter's and the quantizer's loggers; the quantizer also logs on the root logger itself.
+NOISY_LOGGERS = ("onnxruntime", "onnx", "torch.onnx")
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """The exporter's and quantizer's warnings (tracer, pre-processing hint) are not the user's."""
+    """The exporter's and quantizer's warnings (tracer, pre-processing hint) are not the user's.
+
+    Only their loggers are raised to ERROR, and only the records logged on the root logger
+    itself are filtered: other threads' loggers keep their levels while an export runs.
+    """
     import warnings
 
+    loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    root.addFilter(_errors_only)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(_errors_only)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def txtai_config(model_path: str, cache: Path) -> dict[str, Any]:

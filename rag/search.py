@@ -13,6 +13,12 @@ argument is ``[dense, sparse]``; a single float ``w`` means ``[w, 1 - w]``, conv
 Doing it ourselves keeps both scores per hit: the dense cosine is an absolute measure of
 relevance (used for abstention), while txtai's normalised BM25 is relative to the best match
 of the same query and says nothing across queries.
+
+Feedback (optional, :class:`Feedback`). A Rocchio step on the query vector: the best passages of
+the top ``depth`` articles of the first ranking are encoded and their mean, times ``weight``, is
+added to the query's vector; the dense side is searched again with that vector, the BM25 side
+is kept, and the two are fused as above. It widens what the dense side finds (terms the
+question did not use but its best answers share) at the cost of encoding ``depth`` passages.
 """
 
 from __future__ import annotations
@@ -72,6 +78,23 @@ DEFAULT_MAX_QUERY_CHARS = 1000
 # all of it, each weaker design (indexing.evidence_level.LEVELS) a tenth less, "other" none.
 # Fused scores of the hits shown typically differ by more, so it reorders near-ties only.
 EVIDENCE_BOOST = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Pseudo-relevance feedback on the query vector (Rocchio): see the module docstring."""
+
+    depth: int = 3  # top articles of the first ranking whose best passage feeds back
+    weight: float = 0.5  # share of their mean vector added to the query's (unit) vector
+
+    def __post_init__(self) -> None:
+        if self.depth < 1 or self.weight < 0:
+            raise ValueError(f"feedback needs depth >= 1 and weight >= 0, not {self}")
+
+    @classmethod
+    def chosen(cls, depth: int, weight: float) -> Feedback | None:
+        """The feedback the settings ask for (``PUBMED_RAG_FEEDBACK_DOCS``; 0 = ``None``, off)."""
+        return cls(depth, weight) if depth > 0 else None
 
 
 class _Searchable(Protocol):
@@ -304,6 +327,7 @@ def search(
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     evidence_boost: float = 0.0,
     reranker: Reranker | LateInteraction | None = None,
+    feedback: Feedback | None = None,
 ) -> SearchResult:
     """Hybrid BM25 + dense search with filters; one hit per article, best passage wins.
 
@@ -322,6 +346,7 @@ def search(
         reranker: a second stage (:class:`rag.rerank.Reranker`, a cross-encoder, or
             :class:`rag.rerank.LateInteraction`) that reorders the first stage's top
             ``reranker.depth`` articles; ``None`` = off.
+        feedback: a Rocchio step on the query vector before the final fusion; ``None`` = off.
 
     Raises:
         EmptyQueryError: the query is blank.
@@ -343,7 +368,7 @@ def search(
     wanted = max(limit, reranker.depth) if reranker is not None else limit
     pool = min(max(candidates, wanted), cap)
     while True:
-        hits = collapse(_fused(index, text, where, params, pool, weight), evidence_boost)
+        hits = collapse(_fused(index, text, where, params, pool, weight, feedback), evidence_boost)
         if len(hits) >= wanted or pool >= cap:
             break
         pool = min(pool * GROWTH, cap)
@@ -388,16 +413,35 @@ def _fused(
     params: dict[str, Any],
     pool: int,
     weight: float,
+    feedback: Feedback | None = None,
 ) -> list[tuple[float, float, float, dict[str, Any]]]:
     """``(score, dense, bm25, row)`` per passage found by either retriever."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM txtai WHERE similar(:query, :candidates){where}"
     bound = {**params, "query": text, "candidates": pool}
-    dense = {row["id"]: row for row in index.search(sql, pool, bound, weights=1.0)}
     sparse = (
         {row["id"]: row for row in index.search(sql, pool, bound, weights=0.0)}
         if weight < 1.0
         else {}
     )
+    # With feedback the query is encoded here once: its vector searches and is fed back.
+    vector = unit(encode(index, [text], "query")[0]) if feedback is not None else None
+    query = text if vector is None else vector
+    dense = {
+        row["id"]: row for row in index.search(sql, pool, {**bound, "query": query}, weights=1.0)
+    }
+    fused = _fuse(dense, sparse, weight)
+    if feedback is None or vector is None or not fused:
+        return fused
+    vector = feedback_vector(index, vector, collapse(fused)[: feedback.depth], feedback.weight)
+    dense = {
+        row["id"]: row for row in index.search(sql, pool, {**bound, "query": vector}, weights=1.0)
+    }
+    return _fuse(dense, sparse, weight)
+
+
+def _fuse(
+    dense: dict[str, dict[str, Any]], sparse: dict[str, dict[str, Any]], weight: float
+) -> list[tuple[float, float, float, dict[str, Any]]]:
     fused = []
     for uid in dense.keys() | sparse.keys():
         row = dense.get(uid) or sparse[uid]
@@ -405,6 +449,24 @@ def _fused(
         bm25 = float(sparse[uid]["score"]) if uid in sparse else 0.0
         fused.append((weight * cosine + (1.0 - weight) * bm25, cosine, bm25, row))
     return fused
+
+
+def feedback_vector(
+    index: PublishedIndex, query: np.ndarray, top: Sequence[Hit], weight: float
+) -> np.ndarray:
+    """The query's unit vector plus ``weight`` times the mean vector of ``top``'s best
+    passages, scaled to unit length again (Rocchio with the original query kept whole)."""
+    passages = [f"{hit.title}\n{hit.passage}".strip() for hit in top]
+    moved = unit(query)
+    if passages and weight > 0:
+        moved = moved + weight * encode(index, passages, "data").mean(axis=0)
+    return unit(moved)
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to unit length, as float32 (a zero vector stays zero)."""
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 def collapse(

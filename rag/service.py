@@ -40,6 +40,7 @@ from rag.grounding import AnswerSentence, Grounded, ground_answer
 from rag.rerank import LateInteraction, Reranker, second_stage
 from rag.search import (
     EVIDENCE_BOOST,
+    Feedback,
     Filters,
     Hit,
     SearchResult,
@@ -333,6 +334,7 @@ class AnswerService:
             max_candidates=self.rag.max_candidates,
             evidence_boost=EVIDENCE_BOOST if boost else 0.0,
             reranker=self.load_reranker(),
+            feedback=Feedback.chosen(self.rag.feedback_docs, self.rag.feedback_weight),
         )
 
     def similar(

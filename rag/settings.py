@@ -100,6 +100,20 @@ class RagSettings(BaseSettings):
         le=200,
         description="Articles the reranker rescores per search (the rest keep their order below them).",
     )
+    feedback_docs: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="Pseudo-relevance feedback (Rocchio) on the query vector: the best passages of the "
+        "first ranking's top N articles are added to the query's vector and the dense side is "
+        "searched again (one encoder pass over N passages per search); 0 = off.",
+    )
+    feedback_weight: float = Field(
+        0.5,
+        ge=0,
+        le=4,
+        description="Weight of the feedback passages' mean vector beside the query's own (unit) vector.",
+    )
     late_interaction: int = Field(
         0,
         ge=0,

@@ -17,7 +17,7 @@ import pytest
 from indexing import onnx_encoder
 from indexing.store import IndexReader, open_store
 from indexing.store.postgres import PgStore, mask_url, scrub
-from rag.search import Filters, search
+from rag.search import Feedback, Filters, search
 from tests.conftest import KEPT_SETTINGS, METAPUB_PMIDS, ROOT, needs_shared_data
 from tests.fixtures_pg import SCHEMA, TEST_PASSWORD, Backend, PgServer
 
@@ -180,6 +180,11 @@ def test_reader_keeps_its_version_while_newer_ones_publish_and_cleanup_runs(
     assert all(hit.year and hit.year >= first.year for hit in result.hits)
     assert all(first.journal[2:9].lower() in hit.journal.lower() for hit in result.hits)
     assert all(0.0 <= hit.bm25_score <= 1.0 for hit in result.hits)
+    # Feedback searches pgvector again with a vector, not a text, under the same filters.
+    fed = search(reader, "treatment of patients", filters, limit=5, feedback=Feedback(2, 1.0))
+    assert fed.hits
+    assert all(hit.year and hit.year >= first.year for hit in fed.hits)
+    assert all(first.journal[2:9].lower() in hit.journal.lower() for hit in fed.hits)
     store.close()
 
 
