@@ -207,6 +207,16 @@ def markdown(result: dict[str, Any]) -> str:
         f"generation "
         f"{_fmt((answer.get('baseline') or {}).get('llama_cpp_generation_tokens_per_s_median'), ' tok/s')} |"
     )
+    five = answer.get("five_sources") or {}
+    if five:
+        counts = sorted({row.get("sources") for row in five.get("answers", [])} - {None})
+        lines.append(
+            f"| answer with evidence from {'/'.join(map(str, counts)) or '–'} articles in the "
+            f"prompt ({five.get('settings', '')}) | first token "
+            f"{_fmt(five.get('first_token_ms_median'), ' ms')}, "
+            f"{_fmt(five.get('tokens_per_s_median'), ' tok/s')} | goal: first token ≤ 2,000 ms "
+            "with 5 sources |"
+        )
     errors = {
         name: s["error"] for name, s in sections.items() if isinstance(s, dict) and "error" in s
     }
