@@ -194,7 +194,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
     answer = sections.get("answer", {})
     lines.append(
-        f"| answer, 5 sources ({answer.get('model', '–')}) | key evidence "
+        f"| answer, 5 articles retrieved ({answer.get('model', '–')}) | key evidence "
         f"{_fmt(answer.get('evidence_ms_median'), ' ms')}, first token "
         f"{_fmt(answer.get('first_token_ms_median'), ' ms')}, "
         f"{_fmt(answer.get('tokens_per_s_median'), ' tok/s')} | llama.cpp's own timings: prompt "

@@ -23,15 +23,15 @@ def bench_answer(data_dir: Path, questions: Sequence[str], max_tokens: int) -> d
     5 articles in the prompt (``five_sources``)."""
     from rag.settings import RagSettings
 
-    product = _answers(data_dir, questions, RagSettings(top_k=5, abstain_threshold=-1.0,
-                       max_answer_tokens=max_tokens))  # fmt: skip
-    baseline = _answers(data_dir, questions, RagSettings(top_k=5, abstain_threshold=-1.0,
-                        max_answer_tokens=max_tokens, llm_repack="off",
-                        llm_flash_attention=False))  # fmt: skip
+    def settings(**changes: Any) -> RagSettings:
+        return RagSettings(top_k=5, abstain_threshold=-1.0, max_answer_tokens=max_tokens,
+                           **changes)  # fmt: skip
+
+    product = _answers(data_dir, questions, settings())
+    baseline = _answers(data_dir, questions, settings(llm_repack="off", llm_flash_attention=False))
     # The default evidence prompt quotes 6 sentences, at most 2 per article, so it usually
     # names 3 of the 5 articles; with 10 sentences every one of the 5 can be in the prompt.
-    five = _answers(data_dir, questions, RagSettings(top_k=5, abstain_threshold=-1.0,
-                    max_answer_tokens=max_tokens, evidence_sentences=10))  # fmt: skip
+    five = _answers(data_dir, questions, settings(evidence_sentences=10))
     return {**product, "baseline": {"settings": "PUBMED_RAG_LLM_REPACK=off "
             "PUBMED_RAG_LLM_FLASH_ATTENTION=false", **baseline},
             "five_sources": {"settings": "PUBMED_RAG_EVIDENCE_SENTENCES=10", **five}}  # fmt: skip
