@@ -14,7 +14,7 @@ Scoring (per sentence of the top ``top_k`` articles)::
 
 then greedy selection best first, at most ``per_article`` sentences per article, no near
 duplicate of a sentence already chosen (same words, or cosine ≥ 0.92), and none scoring below
-70% of the best sentence.
+70% of the best sentence (``PUBMED_RAG_EVIDENCE_FLOOR``).
 """
 
 from __future__ import annotations
@@ -241,6 +241,7 @@ def select_evidence(
     *,
     limit: int = 6,
     per_article: int = 2,
+    floor: float = RELATIVE_FLOOR,
 ) -> list[Evidence]:
     """The sentences of ``pool`` that best answer ``question``, best first.
 
@@ -252,6 +253,8 @@ def select_evidence(
             small lift, so that a tie goes to the article the search ranked first.
         limit: most sentences returned.
         per_article: most sentences from one article.
+        floor: a sentence scoring below this share of the best sentence's score is left out
+            (0 = every sentence with a positive score may be quoted, up to the limits).
     """
     if not pool.sentences:
         return []
@@ -275,9 +278,9 @@ def select_evidence(
     chosen: list[int] = []
     evidence: list[Evidence] = []
     counts: dict[str, int] = {}
-    floor = RELATIVE_FLOOR * scored[0][0] if scored[0][0] > 0 else float("-inf")
+    lowest = floor * scored[0][0] if scored[0][0] > 0 else float("-inf")
     for score, row in scored:
-        if score < floor:
+        if score < lowest:
             break
         sentence = pool.sentences[row]
         if counts.get(sentence.pmid, 0) >= per_article or _duplicate(pool, row, chosen):

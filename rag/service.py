@@ -374,6 +374,7 @@ class AnswerService:
             {hit.pmid: hit.score for hit in top},
             limit=self.rag.evidence_sentences,
             per_article=self.rag.evidence_per_article,
+            floor=self.rag.evidence_floor,
         )
         return pool, chosen
 

@@ -188,6 +188,12 @@ class RagSettings(BaseSettings):
     evidence_per_article: int = Field(
         2, ge=1, le=10, description="Most key-evidence sentences from one article."
     )
+    evidence_floor: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="A sentence scoring below this share of the best sentence's score is not quoted, so weaker articles do not dilute the prompt; 0 quotes from every top article up to the two limits above (longer prompts).",
+    )
     prompt_passages: bool = Field(
         False,
         description="Give the generator the top passages as well as the key evidence, as the window allows (longer prompts: later first words).",

@@ -86,9 +86,12 @@ def test_summary_puts_the_approximate_index_beside_the_exact_one_of_the_same_sca
 def test_summary_gives_the_first_token_with_evidence_from_every_source_beside_the_default() -> None:
     from benchmarks.report import markdown
 
-    five = {"settings": "PUBMED_RAG_EVIDENCE_SENTENCES=10", "first_token_ms_median": 1500.0,
-            "tokens_per_s_median": 60.0, "answers": [{"sources": 5}, {"sources": 4}]}  # fmt: skip
-    answer = {"model": "smollm2", "first_token_ms_median": 1100.0, "five_sources": five}
+    five = {"settings": "PUBMED_RAG_EVIDENCE_PER_ARTICLE=1", "first_token_ms_median": 1500.0,
+            "tokens_per_s_median": 60.0, "answers": [{"sources": 5, "prompt_tokens": 560}, {"sources": 4,
+            "prompt_tokens": 500}, {"sources": 5, "prompt_tokens": 610}]}  # fmt: skip
+    long = {**five, "first_token_ms_median": 2400.0, "settings": "PUBMED_RAG_EVIDENCE_SENTENCES=10"}
+    answer = {"model": "smollm2", "first_token_ms_median": 1100.0, "five_sources": five,
+              "five_sources_long": long}  # fmt: skip
     result = one_scale({"p50_ms": 1.0, "p95_ms": 2.0, "peak_rss_serving_mib": 900.0,
                         "faiss": "IDMap,Flat", "ann_recall@10": 1.0,
                         "filtered_dense_recall@10": 1.0})  # fmt: skip
@@ -96,6 +99,8 @@ def test_summary_gives_the_first_token_with_evidence_from_every_source_beside_th
 
     text = markdown(result)
 
-    row = next(line for line in text.splitlines() if "articles in the prompt" in line)
+    row, longer = [line for line in text.splitlines() if "articles in the prompt" in line]
     assert "evidence from 4/5 articles" in row and "1,500.0 ms" in row
+    assert "prompt 560 tokens" in row  # the median prompt
     assert "1,100.0 ms" not in row  # the default prompt's figure stays in its own row
+    assert "2,400.0 ms" in longer and "2,400.0 ms" not in row
