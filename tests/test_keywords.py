@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,83 @@ def test_scoring_config_names_the_stemmer() -> None:
 def test_an_unknown_stemmer_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="keyword_stemmer"):
         Settings(keyword_stemmer="lancaster")  # type: ignore[arg-type]
+
+
+# -- the terms index's candidate selection against txtai's own ------------------------------
+
+
+def _scoring(sample_index: SampleIndex):  # -> (indexing.bm25.StemmedBM25, {pmid: stems})
+    from txtai.scoring import ScoringFactory
+
+    scoring = ScoringFactory.create(scoring_config("english"))
+    texts = {
+        pmid: f"{article.title}\n{article.abstract_text}"
+        for pmid, article in sample_index.articles.items()
+    }
+    scoring.index((pmid, text, None) for pmid, text in texts.items())
+    return scoring, {pmid: set(scoring.tokenize(text)) for pmid, text in texts.items()}
+
+
+def _txtai_search(scoring, query: str, limit: int) -> list[tuple[str, float]]:
+    from txtai.scoring.terms import Terms
+
+    from indexing.bm25 import MergingTerms
+
+    scoring.terms.__class__ = Terms
+    try:
+        return scoring.search(query, limit)
+    finally:
+        scoring.terms.__class__ = MergingTerms
+
+
+def _rounded(results: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    return [(pmid, round(score, 5)) for pmid, score in results]
+
+
+def test_keyword_search_ranks_as_txtais_terms_index_on_real_records(
+    sample_index: SampleIndex,
+) -> None:
+    scoring, docs = _scoring(sample_index)
+    frequency = Counter(stem for words in docs.values() for stem in words)
+    common = {stem for stem, n in frequency.items() if n > 0.1 * len(docs)}
+    # Queries from the records' own titles, alone and with a common word ("patients").
+    titles = [article.title for article in sample_index.articles.values()][:40]
+    queries = [" ".join(title.split()[:4]) for title in titles]
+    queries += [f"patients {' '.join(title.split()[-3:])}" for title in titles]
+    compared = 0
+    for query in queries:
+        ours, theirs = (
+            _rounded(scoring.search(query, 10)),
+            _rounded(_txtai_search(scoring, query, 10)),
+        )
+        rare = set(scoring.tokenize(query)) - common
+        if rare:  # txtai pads its candidates with records no rarer word matched; drop them
+            theirs = [(pmid, score) for pmid, score in theirs if docs[pmid] & rare]
+        head = ours[: len(theirs)]
+        assert [score for _, score in head] == [score for _, score in theirs]
+        ties = Counter(score for _, score in theirs)
+        assert {item for item in head if ties[item[1]] == 1} == {
+            item for item in theirs if ties[item[1]] == 1
+        }
+        compared += bool(theirs)
+    assert compared >= 60
+
+
+def test_documents_matching_only_a_common_word_are_not_padded_in(
+    sample_index: SampleIndex,
+) -> None:
+    scoring, docs = _scoring(sample_index)
+    (common,) = scoring.tokenize("patients")
+    assert sum(common in words for words in docs.values()) > 0.1 * len(docs)  # a common term
+    rare = next(
+        stem
+        for words in docs.values()
+        for stem in sorted(words)
+        if 2 <= sum(stem in other for other in docs.values()) <= 4
+    )
+    found = scoring.search(f"patients {rare}", 10)
+
+    # Only the records with the rarer word, best first; txtai would fill its 50 candidates
+    # with arbitrary records that then score on "patients" alone.
+    assert {pmid for pmid, _ in found} == {pmid for pmid, words in docs.items() if rare in words}
+    assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
