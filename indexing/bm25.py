@@ -74,9 +74,9 @@ class MergingTerms(Terms):
         zero: at 1M passages that was most of a keyword search's time (numpy's selection is
         slow on long runs of equal values). Selecting among the nonzero scores finds the same
         documents (ties at the boundary aside); where fewer than ``topn`` documents scored,
-        txtai would pad with arbitrary zero-score documents, which a query's common terms
-        could then lift into the results — here only documents a rarer query term matched are
-        candidates, as txtai's own comment intends ("require at least one positive score").
+        txtai would pad with arbitrary zero-score documents (the first ones found), which a
+        query's common terms could then lift into the results; :meth:`topn` instead scores
+        the common terms for every document in that case.
         """
         scores[self.deletes] = 0
         scored = np.flatnonzero(scores)
@@ -87,6 +87,11 @@ class MergingTerms(Terms):
     def topn(self, scores: Any, limit: int, hasscores: bool, skipped: Any) -> list[Any]:
         topn = min(len(scores), limit * 5)
         matches = self.candidates(scores, topn)
+        if hasscores and skipped and len(matches) < topn:
+            # Fewer documents matched the rarer words than the pool holds: score the common
+            # words for every document, as txtai does when a query has only common words, so
+            # the pool fills by exact BM25 rather than by which documents came first.
+            hasscores = False
         self.merge(scores, matches, hasscores, skipped)
         if not hasscores:
             matches = self.candidates(scores, topn)
