@@ -245,12 +245,30 @@ def assert_consistent(settings: Settings) -> None:
     assert manifest.passages == len(stored)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll until ``condition`` holds."""
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[str] | None = None,
+) -> None:
+    """Poll until ``condition`` holds; a failure says what ``process`` wrote to stderr.
+
+    The watched process is the one expected to bring the condition about: if it exits first,
+    or the time runs out, it is killed and the end of its stderr goes into the error.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        exited = process is not None and process.poll() is not None
+        if exited or time.monotonic() > deadline:
+            problem = "exited" if exited else f"timed out after {timeout:.0f} s"
+            if process is None:
+                raise AssertionError(f"{problem} waiting for {what}")
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(
+                f"{problem} waiting for {what}; the process (rc {process.returncode}) "
+                f"wrote:\n{(stderr or '')[-3000:]}"
+            )
         time.sleep(0.05)
 
 
@@ -824,7 +842,12 @@ def test_scheduler_runs_an_update_on_every_tick_and_survives_a_failed_one(
         "schedule", "--cron", "* * * * * */2", "--max-runs", "3", "--xml-dir", str(files)
     )
     try:
-        wait_for(lambda: [r["status"] for r in runs()] == ["ok"], 90, "the first scheduled run")
+        wait_for(
+            lambda: [r["status"] for r in runs()] == ["ok"],
+            90,
+            "the first scheduled run",
+            scheduler,
+        )
         # The next run fails at its first request (every attempt); the one after catches up.
         server.inject("http", status=500, times=2, endpoint="esearch")
         serve_new(server, metapub_records, [later])
@@ -856,7 +879,12 @@ def test_sigterm_abandons_a_run_in_progress_and_a_second_writer_is_refused_meanw
 
     scheduler = start_cli("schedule", "--cron", "* * * * * *", "--max-runs", "5")
     try:
-        wait_for(lambda: any(r.fault == "slow" for r in server.requests), 90, "a run in progress")
+        wait_for(
+            lambda: any(r.fault == "slow" for r in server.requests),
+            90,
+            "a run in progress",
+            scheduler,
+        )
         assert staging_copies(settings), "the run should be working on its copy"
         runner = CliRunner()
         writer = runner.invoke(cli, ["update"])
@@ -917,7 +945,7 @@ def test_update_killed_at_random_moments_then_rerun_gives_exactly_the_right_inde
         server.clear_requests()
         process = start_cli("-q", "update", data_dir=data_dir, env=backend.env(data_dir))
         try:
-            wait_for(lambda: bool(server.requests), 90, "the update to start fetching")
+            wait_for(lambda: bool(server.requests), 90, "the update to start fetching", process)
             time.sleep(delay)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
@@ -960,7 +988,7 @@ def test_reader_in_another_process_never_fails_while_updates_publish(
         text=True,
     )
     try:
-        wait_for(lambda: status().get("searches", 0) > 0, 90, "the reader's first search")
+        wait_for(lambda: status().get("searches", 0) > 0, 90, "the reader's first search", reader)
         for batch in rounds:
             serve_new(server, metapub_records, batch)
             assert update_queries(settings).added == 2
@@ -1017,14 +1045,20 @@ def test_scheduler_left_running_survives_faults_and_kill_9_while_two_readers_sea
     restarted: subprocess.Popen[str] | None = None
     try:
         serve_new(server, metapub_records, first)
-        wait_for(lambda: any(r["added"] == 2 for r in updates()), 120, "records to appear")
+        wait_for(
+            lambda: any(r["added"] == 2 for r in updates()), 120, "records to appear", scheduler
+        )
         server.inject("http", status=500, times=2, endpoint="esearch")  # both tries fail
-        wait_for(lambda: any(r["status"] == "failed" for r in updates()), 60, "a failed run")
+        wait_for(
+            lambda: any(r["status"] == "failed" for r in updates()), 60, "a failed run", scheduler
+        )
         # The next run hangs fetching; it is killed -9 in the middle, lock held.
         server.clear_requests()
         server.inject("slow", delay_s=30, endpoint="efetch")
         serve_new(server, metapub_records, during_kill)
-        wait_for(lambda: any(r.fault == "slow" for r in server.requests), 60, "a run to hang")
+        wait_for(
+            lambda: any(r.fault == "slow" for r in server.requests), 60, "a run to hang", scheduler
+        )
         scheduler.send_signal(signal.SIGKILL)
         scheduler.wait(timeout=30)
 
