@@ -3,13 +3,18 @@
 Imported by txtai itself when it builds or loads an index whose configuration names
 ``indexing.bm25.StemmedBM25``; the rest of the program only needs :mod:`indexing.keywords`,
 which does not import txtai. Its terms index (:class:`MergingTerms`) is txtai's, with one loop
-done by numpy and the top candidates chosen among scored documents only: the same scores,
-faster when a filter makes search ask for many candidates and at a million passages.
+done by numpy, the top candidates chosen among scored documents only, and a cache of term
+weights bounded in bytes. Scores are txtai's BM25; the ranking is txtai's wherever the rarer
+query words match at least the candidate pool, and exact BM25 over every record where they
+match fewer (txtai would pad the pool with arbitrary records). Faster when a filter makes
+search ask for many candidates and at a million passages.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -19,6 +24,7 @@ from txtai.scoring import BM25
 from txtai.scoring.terms import Terms
 
 from indexing.keywords import STEMMERS
+from indexing.settings import get_settings
 
 
 class StemmingTokenizer:
@@ -42,6 +48,85 @@ class StemmingTokenizer:
         return None if tokens is None else self._stemmer().stemWords(tokens)
 
 
+_ENTRY_BYTES = 200  # what one cached entry costs beside its arrays (key, tuple, dict slot)
+
+
+class TermWeights:
+    """One terms index's cache of term weights: least recently used first out, bounded in bytes.
+
+    Replaces txtai's ``functools.lru_cache(maxsize=500)`` on ``Terms.weights``, which bounds
+    the number of terms, not their size: at a million passages a common term's weights are
+    megabytes, and 200 searches left about 157 MiB cached. That cache is also one for the
+    whole process, keyed by the index object, so an index version the app has moved past stays
+    in memory until 500 newer terms push it out; this one lives and dies with its index.
+    Thread-safe like ``lru_cache``: two threads may compute the same term at once; one result is
+    kept.
+    """
+
+    def __init__(self, terms: Terms, budget: int) -> None:
+        self._terms = weakref.ref(terms)  # no cycle: the index owns the cache, not the reverse
+        self.budget = budget
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[Any, Any, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, term: str) -> tuple[Any, Any]:
+        with self._lock:
+            entry = self._entries.get(term)
+            if entry is not None:
+                self._entries.move_to_end(term)
+                return entry[0], entry[1]
+        terms = self._terms()
+        if terms is None:
+            raise ReferenceError("the terms index this cache belonged to is gone")
+        uids, weights = _txtai_weights(terms, term)
+        cost = _ENTRY_BYTES + (0 if uids is None else uids.nbytes + weights.nbytes)
+        if cost <= self.budget:
+            with self._lock:
+                if term not in self._entries:
+                    self._entries[term] = (uids, weights, cost)
+                    self.size += cost
+                while self.size > self.budget:
+                    _, (_, _, evicted) = self._entries.popitem(last=False)
+                    self.size -= evicted
+        return uids, weights
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._entries
+
+    def cache_clear(self) -> None:
+        """Forget every term (txtai calls this after indexing and loading)."""
+        with self._lock:
+            self._entries.clear()
+            self.size = 0
+
+
+# txtai's computation of one term's weights, without its process-wide cache.
+_txtai_weights = Terms.weights.__wrapped__
+
+
+class _CachedWeights:
+    """``MergingTerms.weights``: each index object gets its own :class:`TermWeights`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, terms: Terms | None, owner: type | None = None) -> Any:
+        if terms is None:
+            return self
+        cache = TermWeights(terms, _weights_budget())
+        # Stored on the object, which then finds it before this (non-data) descriptor.
+        terms.__dict__[self.name] = cache
+        return cache
+
+
+def _weights_budget() -> int:
+    return get_settings().keyword_cache_mb * 2**20
+
+
 class MergingTerms(Terms):
     """txtai's terms index, with its merge of common terms done by numpy.
 
@@ -52,7 +137,10 @@ class MergingTerms(Terms):
     loop ran over 40,000 candidates per common query word and was the largest cost of a
     filtered search at 100k passages; at the largest pools it walks the whole index. The
     same lookups as one vectorised ``searchsorted``: equal scores, equal rankings.
+    Its term weights are cached per index within a memory budget (:class:`TermWeights`).
     """
+
+    weights = _CachedWeights()
 
     def merge(self, scores: Any, matches: Any, hasscores: bool, terms: Any) -> None:
         for term, freq in terms.items():

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         description="Passages from which PUBMED_RAG_ANN=auto gives the embedded index an approximate "
         "(IVF) layout; exact search is fast below it.",
     )
+    keyword_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory (MiB) each open embedded index may spend caching the weights of the "
+        "terms it searched, most recently used kept; common terms' weights are megabytes at a "
+        "million passages. 0 = no cache.",
+    )
     checkpoint_records: int = Field(
         2000,
         ge=1,

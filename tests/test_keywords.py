@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import weakref
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from indexing.keywords import METHOD, describe, scoring_config
-from indexing.settings import Settings
+from indexing.settings import Settings, get_settings
 from indexing.store import IndexReader
 from rag.search import search
 from tests.fixtures_index import RETRACTED_PMID, SampleIndex, build_index, sample_index
@@ -171,3 +173,66 @@ def test_a_rare_word_beside_a_common_one_ranks_by_exact_bm25(
     assert {pmid for pmid, _ in found[: len(with_rare)]} == with_rare
     assert all(common in docs[pmid] for pmid, _ in found[len(with_rare) :])
     _assert_same_ranking(found, _txtai_search(scoring, f"patients {rare}", 10, 1.0))
+
+
+# -- the terms index's cache of term weights ----------------------------------------------
+
+
+def _title_queries(sample_index: SampleIndex) -> list[str]:
+    titles = [article.title for article in sample_index.articles.values()][:40]
+    return [" ".join(title.split()[:4]) for title in titles] + [
+        f"patients {' '.join(title.split()[-3:])}" for title in titles
+    ]
+
+
+def test_term_weights_are_cached_within_their_byte_budget_and_give_the_same_results(
+    sample_index: SampleIndex,
+) -> None:
+    from indexing.bm25 import TermWeights
+
+    scoring, _ = _scoring(sample_index)
+    terms = scoring.terms
+    queries = _title_queries(sample_index)
+    terms.weights = uncached = TermWeights(terms, budget=0)
+    expected = [scoring.search(query, 10) for query in queries]
+    assert len(uncached) == 0 and uncached.size == 0
+
+    budget = 20_000  # bytes: a few dozen of the sample's terms, not all of them
+    terms.weights = cache = TermWeights(terms, budget)
+    for _ in range(2):  # the second round finds some terms cached, recomputes the rest
+        assert [scoring.search(query, 10) for query in queries] == expected
+        assert 0 < cache.size <= budget
+    distinct = {term for query in queries for term in scoring.tokenize(query)}
+    assert 0 < len(cache) < len(distinct)  # it evicted, and kept
+    # Least recently used out first: the last query's terms are all still cached.
+    assert all(term in cache for term in scoring.tokenize(queries[-1]))
+    # Indexing more documents forgets every cached weight (they would be stale).
+    scoring.index([("new", "patients with proton pump inhibitors", None)])
+    assert len(cache) == 0 and cache.size == 0
+
+
+def test_the_cache_budget_comes_from_the_setting(
+    sample_index: SampleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBMED_RAG_KEYWORD_CACHE_MB", "3")
+    get_settings.cache_clear()
+    try:
+        scoring, _ = _scoring(sample_index)
+        assert scoring.terms.weights.budget == 3 * 2**20
+    finally:
+        get_settings.cache_clear()
+    with pytest.raises(ValueError, match="keyword_cache_mb"):
+        Settings(keyword_cache_mb=-1)
+
+
+def test_an_index_the_reader_has_let_go_is_freed_with_its_cached_weights(
+    sample_index: SampleIndex,
+) -> None:
+    # txtai's cache is one for the whole process, keyed by the index object: every index
+    # version a long-running app searched stayed in memory until 500 newer terms pushed it out.
+    scoring, _ = _scoring(sample_index)
+    assert scoring.search("patients proton pump inhibitors", 10)
+    terms = weakref.ref(scoring.terms)
+    del scoring
+    gc.collect()
+    assert terms() is None
