@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         hits.append(run(query, rag.hybrid_weight))
         latencies.append((time.perf_counter() - began) * 1000)
     rss_serving = peak_rss_mib()
+    terms = getattr(getattr(index.embeddings, "scoring", None), "terms", None)
+    cached = getattr(getattr(terms, "weights", None), "size", None)  # bytes (indexing.bm25)
     (args.data_dir / "hits.json").write_text(json.dumps(hits), encoding="utf-8")
     # Each retriever on its own (same filter): which side grows with the index.
     sides: dict[str, list[float]] = {"dense_only": [], "keyword_only": []}
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 "narrow_dense_recall@10": round(float(np.mean(narrow_recall)), 4),
                 "peak_rss_loaded_mib": round(rss_loaded, 1),
                 "peak_rss_serving_mib": round(rss_serving, 1),
+                **({"keyword_cache_mib": round(cached / 2**20, 1)} if cached is not None else {}),
             }
         )
     )
