@@ -125,16 +125,21 @@ def _assert_same_ranking(ours: list[tuple[str, float]], theirs: list[tuple[str, 
     }
 
 
+def _title_queries(sample_index: SampleIndex) -> list[str]:
+    """Queries from the records' own titles, alone and with a common word ("patients")."""
+    titles = [article.title for article in sample_index.articles.values()][:40]
+    return [" ".join(title.split()[:4]) for title in titles] + [
+        f"patients {' '.join(title.split()[-3:])}" for title in titles
+    ]
+
+
 def test_keyword_search_ranks_as_txtais_terms_index_on_real_records(
     sample_index: SampleIndex,
 ) -> None:
     scoring, docs = _scoring(sample_index)
     frequency = Counter(stem for words in docs.values() for stem in words)
     common = {stem for stem, n in frequency.items() if n > 0.1 * len(docs)}
-    # Queries from the records' own titles, alone and with a common word ("patients").
-    titles = [article.title for article in sample_index.articles.values()][:40]
-    queries = [" ".join(title.split()[:4]) for title in titles]
-    queries += [f"patients {' '.join(title.split()[-3:])}" for title in titles]
+    queries = _title_queries(sample_index)
     paths: Counter[str] = Counter()
     for query, limit in ((query, limit) for query in queries for limit in (2, 10)):
         rare = set(scoring.tokenize(query)) - common
@@ -176,13 +181,6 @@ def test_a_rare_word_beside_a_common_one_ranks_by_exact_bm25(
 
 
 # -- the terms index's cache of term weights ----------------------------------------------
-
-
-def _title_queries(sample_index: SampleIndex) -> list[str]:
-    titles = [article.title for article in sample_index.articles.values()][:40]
-    return [" ".join(title.split()[:4]) for title in titles] + [
-        f"patients {' '.join(title.split()[-3:])}" for title in titles
-    ]
 
 
 def test_term_weights_are_cached_within_their_byte_budget_and_give_the_same_results(
