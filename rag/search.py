@@ -4,7 +4,8 @@ The user's text only ever travels as a bound parameter (``similar(:query, ...)``
 is assembled from the fixed column list and the filter clauses below, never from input.
 
 Ranking. We run txtai twice over the same filtered SQL, once dense-only (``weights=1``) and
-once BM25-only (``weights=0``), and fuse per passage::
+once BM25-only (``weights=0``), at the same time where the backend can
+(:meth:`PublishedIndex.search_sides`), and fuse per passage::
 
     score = w * dense_cosine + (1 - w) * bm25_normalised        (w = hybrid_weight)
 
@@ -418,17 +419,15 @@ def _fused(
     """``(score, dense, bm25, row)`` per passage found by either retriever."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM txtai WHERE similar(:query, :candidates){where}"
     bound = {**params, "query": text, "candidates": pool}
-    sparse = (
-        {row["id"]: row for row in index.search(sql, pool, bound, weights=0.0)}
-        if weight < 1.0
-        else {}
-    )
     # With feedback the query is encoded here once: its vector searches and is fed back.
     vector = unit(encode(index, [text], "query")[0]) if feedback is not None else None
-    query = text if vector is None else vector
-    dense = {
-        row["id"]: row for row in index.search(sql, pool, {**bound, "query": query}, weights=1.0)
-    }
+    if weight < 1.0:  # both sides, at once where the backend can; weight 0 keeps the cosines
+        dense_rows, sparse_rows = index.search_sides(sql, pool, bound, dense_query=vector)
+    else:
+        query = text if vector is None else vector
+        dense_rows, sparse_rows = index.search(sql, pool, {**bound, "query": query}, 1.0), []
+    dense = {row["id"]: row for row in dense_rows}
+    sparse = {row["id"]: row for row in sparse_rows}
     fused = _fuse(dense, sparse, weight)
     if feedback is None or vector is None or not fused:
         return fused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,18 @@ def test_restrictive_filter_finds_its_articles_even_with_few_candidates(
 def _counting_searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every retriever call's candidate pool, in order (txtai's own search still runs)."""
     pools: list[int] = []
-    original = PublishedIndex.search
+    one, both = PublishedIndex.search, PublishedIndex.search_sides
 
     def counted(self: PublishedIndex, query: str, limit: int, *args: Any, **kwargs: Any) -> Any:
         pools.append(limit)
-        return original(self, query, limit, *args, **kwargs)
+        return one(self, query, limit, *args, **kwargs)
+
+    def counted_sides(self: PublishedIndex, query: str, limit: int, *args: Any, **kw: Any) -> Any:
+        pools.extend((limit, limit))
+        return both(self, query, limit, *args, **kw)
 
     monkeypatch.setattr(PublishedIndex, "search", counted)
+    monkeypatch.setattr(PublishedIndex, "search_sides", counted_sides)
     return pools
 
 
@@ -435,3 +441,51 @@ def test_a_search_weighting_one_retriever_zero_does_not_run_it(reader: IndexRead
     assert dense and keyword and both
     # weight 1: dense only; weight 0: keyword only; a hybrid weight: both (txtai ran both always)
     assert calls == ["dense", "keyword", "dense", "keyword"]
+
+
+def test_both_sides_run_at_once_and_return_what_each_side_returns_alone(
+    reader: IndexReader,
+) -> None:
+    index = reader.get()
+    scoring = index.embeddings.scoring
+    threads: list[str] = []
+    original = scoring.search
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    sql = "SELECT id, text, score FROM txtai WHERE similar(:query, :candidates) AND year >= 2000"
+    bound = {"query": "treatment of patients", "candidates": 20}
+    scoring.search = recorded
+    try:
+        dense, keyword = index.search_sides(sql, 20, bound)
+        alone = index.search(sql, 20, bound, weights=1.0), index.search(sql, 20, bound, weights=0.0)
+    finally:
+        del scoring.search
+    assert dense and keyword
+    assert (dense, keyword) == alone
+    # The keyword side was scored once, in the worker, while this thread ran the dense side.
+    assert threads[0].startswith("keyword-side") and threads[1] == threading.current_thread().name
+    assert len(threads) == 2
+
+
+def test_a_failing_keyword_side_fails_the_search_and_leaves_the_index_usable(
+    reader: IndexReader,
+) -> None:
+    index = reader.get()
+    scoring = index.embeddings.scoring
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("terms index unreadable")
+
+    sql = "SELECT id, score FROM txtai WHERE similar(:query, :candidates)"
+    bound = {"query": "treatment of patients", "candidates": 10}
+    scoring.search = broken
+    try:
+        with pytest.raises(RuntimeError, match="terms index unreadable"):
+            index.search_sides(sql, 10, bound)
+    finally:
+        del scoring.search
+    assert not index.lock.locked()
+    assert all(index.search_sides(sql, 10, bound))

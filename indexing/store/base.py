@@ -440,11 +440,39 @@ class PublishedIndex(abc.ABC):
         with self.lock:
             return self._search(query, limit, parameters, weights)
 
+    def search_sides(
+        self, query: str, limit: int, parameters: dict[str, Any], dense_query: Any = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(dense rows, keyword rows)``: :meth:`search` with ``weights=1`` and ``weights=0``.
+
+        ``parameters["query"]`` is the keyword side's text; ``dense_query``, when given, is
+        bound to ``:query`` on the dense side instead (a query vector). One lock for both, so
+        a backend may run the two retrievers at once (:meth:`_search_sides`).
+        """
+        if self.embeddings is None:
+            return [], []
+        dense = parameters if dense_query is None else {**parameters, "query": dense_query}
+        with self.lock:
+            return self._search_sides(query, limit, parameters, dense)
+
     @abc.abstractmethod
     def _search(
         self, query: str, limit: int, parameters: dict[str, Any] | None, weights: float | None
     ) -> list[dict[str, Any]]:
         """:meth:`search` on a loaded index, under :attr:`lock`."""
+
+    def _search_sides(
+        self,
+        query: str,
+        limit: int,
+        parameters: dict[str, Any],
+        dense_parameters: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """:meth:`search_sides` under :attr:`lock`: one retriever after the other."""
+        return (
+            self._search(query, limit, dense_parameters, 1.0),
+            self._search(query, limit, parameters, 0.0),
+        )
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -332,6 +332,17 @@ class FilePublishedIndex(PublishedIndex):
 
         return retrieval.search(self.embeddings, query, limit, weights, parameters)
 
+    def _search_sides(
+        self,
+        query: str,
+        limit: int,
+        parameters: dict[str, Any],
+        dense_parameters: dict[str, Any],
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        from indexing.store import retrieval
+
+        return retrieval.search_sides(self.embeddings, query, limit, parameters, dense_parameters)
+
     def close(self) -> None:
         """Release the version's files."""
         if self.embeddings is not None:
