@@ -10,8 +10,11 @@ few (:func:`rag.search.search`, up to ``PUBMED_RAG_MAX_CANDIDATES``); with a fix
 the larger asks would come back short and matches of the filter would be lost without a word.
 Here the probes cover at least :data:`HEADROOM` times the vectors asked for, and never fewer
 than the ``nprobe`` tuned when the layout was built, so a larger ask is never answered with
-less. It still reads only a bounded part of the index, never all of it unless asked for a
-large share of it.
+less. A deep ask also probes more lists for recall's sake: its filtered ten best are far down
+the unfiltered ranking, so from :data:`SHALLOW` neighbours up to the layout's ``deep_depth``
+the probes rise from ``nprobe`` to ``deep_nprobe`` (both tuned at publish,
+:mod:`indexing.store.ann`), by the logarithm of the ask. It still reads only a bounded part of
+the index, never all of it unless asked for a large share of it.
 
 With 8-bit lists (``"refine": "fp16"`` in the ``faiss`` block) the index keeps a second copy of
 every vector in fp16, in a file beside faiss's (``embeddings.fp16``) that readers map instead of
@@ -32,6 +35,8 @@ from txtai.ann import Faiss
 
 # Probed lists hold at least this many times the neighbours asked for (lists differ in size).
 HEADROOM = 4
+# Asks up to this many neighbours (a search's first pool, rag.search) probe the tuned nprobe.
+SHALLOW = 100
 # Candidates from the 8-bit lists per neighbour asked for, scored again in fp16; asks larger
 # than RERANK_MAX (a filter's largest pools) are answered from the lists alone.
 RERANK = 4
@@ -89,6 +94,7 @@ class ProbedFaiss(Faiss):
         return value if value or name in settings else default
 
     def search(self, queries: Any, limit: int) -> list[Any]:
+        self._asked = int(limit)
         if self.exact is None or limit > RERANK_MAX:
             self._limit = int(limit)
             return list(super().search(queries, limit))
@@ -104,4 +110,15 @@ class ProbedFaiss(Faiss):
         if not lists or not total:
             return tuned
         needed = math.ceil(HEADROOM * getattr(self, "_limit", 0) * lists / total)
-        return min(lists, max(tuned, needed))
+        return min(lists, max(self.deep(tuned, getattr(self, "_asked", 0)), needed))
+
+    def deep(self, tuned: int, asked: int) -> int:
+        """The probes for ``asked`` neighbours by recall: ``tuned`` up to SHALLOW, the layout's
+        ``deep_nprobe`` from its ``deep_depth`` on, log-interpolated between (indexes laid out
+        before it was tuned: ``tuned``)."""
+        deep = int(self.setting("deep_nprobe", 0) or 0)
+        depth = int(self.setting("deep_depth", 0) or 0)
+        if deep <= tuned or depth <= SHALLOW or asked <= SHALLOW:
+            return tuned
+        share = min(1.0, math.log(asked / SHALLOW) / math.log(depth / SHALLOW))
+        return tuned + math.ceil((deep - tuned) * share)

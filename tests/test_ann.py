@@ -77,7 +77,8 @@ def test_the_approximate_layout_and_its_probes_are_recorded_in_the_index(
     lists = lists_for(index.manifest.passages)
     storage = config["faiss"]["components"].removeprefix(f"IVF{lists},")
     assert storage in ann.STORAGES
-    assert 1 <= config["faiss"]["nprobe"] <= lists
+    assert 1 <= config["faiss"]["nprobe"] <= config["faiss"]["deep_nprobe"] <= lists
+    assert config["faiss"]["deep_depth"] == ann.DEEP
     assert type(index.embeddings.ann).__name__ == "ProbedFaiss"
     # 8-bit lists come with their fp16 copy, mapped from disk rather than loaded
     copy = index.embeddings.ann.exact
@@ -146,3 +147,15 @@ def test_an_approximate_index_takes_revisions_like_an_exact_one(
     assert after.passages == before.passages
     assert after.embeddings_config["faiss"] == before.embeddings_config["faiss"]
     assert storage in after.embeddings_config["faiss"]["components"]
+
+
+def test_deeper_asks_probe_more_lists_up_to_the_deep_nprobe() -> None:
+    from indexing.ivf import SHALLOW, ProbedFaiss
+
+    probed = ProbedFaiss({"faiss": {"nprobe": 200, "deep_nprobe": 360, "deep_depth": 800}})
+
+    assert probed.deep(200, 10) == probed.deep(200, SHALLOW) == 200
+    assert 200 < probed.deep(200, 300) < probed.deep(200, 600) < 360
+    assert probed.deep(200, 800) == probed.deep(200, 20_000) == 360
+    # an index laid out before deep_nprobe was tuned keeps its one nprobe
+    assert ProbedFaiss({"faiss": {"nprobe": 200}}).deep(200, 5000) == 200
